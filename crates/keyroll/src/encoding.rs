@@ -1,0 +1,142 @@
+//! The small encodings of Django's formats: URL-safe base64 without padding,
+//! base62 timestamps and base36 integers.
+
+use base64::alphabet::URL_SAFE;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine as _;
+
+/// URL-safe base64 that writes no padding and reads with or without it,
+/// tolerating non-zero trailing bits as Python's decoder does.
+const B64: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// Base64 (URL-safe alphabet, `=` padding stripped) of `data`, appended to `out`.
+pub(crate) fn b64_encode_into(data: &[u8], out: &mut String) {
+    B64.encode_string(data, out);
+}
+
+/// Base64 (URL-safe alphabet, `=` padding stripped) of `data`.
+pub fn b64_encode(data: &[u8]) -> String {
+    B64.encode(data)
+}
+
+/// Decodes URL-safe base64, with or without `=` padding.
+pub fn b64_decode(text: &[u8]) -> Option<Vec<u8>> {
+    B64.decode(text).ok()
+}
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Base62 of an integer, as Django's `b62_encode` (a leading `-` for negatives).
+pub fn b62_encode(n: i64) -> String {
+    if n == 0 {
+        return "0".to_owned();
+    }
+    let mut v = n.unsigned_abs();
+    let mut digits = Vec::with_capacity(12);
+    while v > 0 {
+        digits.push(BASE62.get((v % 62) as usize).copied().unwrap_or(b'0'));
+        v /= 62;
+    }
+    if n < 0 {
+        digits.push(b'-');
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+/// Parses base62 as Django's `b62_decode` does; `None` for a character outside
+/// the alphabet, an empty string, or a value that does not fit in an `i64`.
+pub fn b62_decode(s: &str) -> Option<i64> {
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    if s.is_empty() {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for c in digits.bytes() {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'A'..=b'Z' => c - b'A' + 10,
+            b'a'..=b'z' => c - b'a' + 36,
+            _ => return None,
+        };
+        v = v.checked_mul(62)?.checked_add(i64::from(d))?;
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// Base36 (`0-9a-z`) of a non-negative integer.
+pub fn b36_encode(mut n: u64) -> String {
+    const B36: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    if n == 0 {
+        return "0".to_owned();
+    }
+    let mut digits = Vec::with_capacity(13);
+    while n > 0 {
+        digits.push(B36.get((n % 36) as usize).copied().unwrap_or(b'0'));
+        n /= 36;
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+/// Parses base36 (either case); more than 13 characters is refused, as Django does.
+pub fn b36_decode(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 13 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for c in s.bytes() {
+        let d = (c as char).to_digit(36)?;
+        v = v.checked_mul(36)?.checked_add(u64::from(d))?;
+    }
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base62_matches_django() {
+        // Values from Django's test_signing.py (b62 round trips).
+        for n in [0i64, 1, -1, 61, 62, -62, 1_700_000_000, i64::MAX, -i64::MAX] {
+            assert_eq!(b62_decode(&b62_encode(n)), Some(n), "{n}");
+        }
+        assert_eq!(b62_encode(62), "10");
+        assert_eq!(b62_encode(-61), "-z");
+        assert_eq!(b62_decode("-"), Some(0)); // Django: "-" decodes to 0
+        assert_eq!(b62_decode(""), None);
+        assert_eq!(b62_decode("a:b"), None);
+        assert_eq!(b62_decode("zzzzzzzzzzzzzzzzzzzzzzz"), None);
+    }
+
+    #[test]
+    fn base36_limits() {
+        assert_eq!(b36_encode(0), "0");
+        assert_eq!(b36_encode(35), "z");
+        assert_eq!(b36_decode("Z"), Some(35));
+        assert_eq!(b36_decode("zzzzzzzzzzzz"), Some(4_738_381_338_321_616_895));
+        assert_eq!(b36_decode("zzzzzzzzzzzzzz"), None);
+        assert_eq!(b36_decode("-1"), None);
+        assert_eq!(b36_decode(""), None);
+    }
+
+    #[test]
+    fn base64_accepts_padding_and_writes_none() {
+        assert_eq!(b64_encode(b"ab"), "YWI");
+        assert_eq!(b64_decode(b"YWI=").as_deref(), Some(&b"ab"[..]));
+        assert_eq!(b64_decode(b"YWI").as_deref(), Some(&b"ab"[..]));
+        assert_eq!(b64_decode(b"Y"), None);
+        assert_eq!(b64_encode(&[0xfb, 0xff]), "-_8");
+    }
+}

@@ -1,0 +1,292 @@
+//! The key ring: one primary key that signs, staged and fallback keys that only verify.
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::secret::{KeyId, Secret};
+
+/// What a key in the ring is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The one key that signs; verified first.
+    Primary,
+    /// A newer key announced before its promotion; verify-only.
+    Staged,
+    /// An older key; verify-only until its `retire_after` instant.
+    Fallback,
+}
+
+impl Role {
+    /// The role's name as written in ring files and command output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Staged => "staged",
+            Role::Fallback => "fallback",
+        }
+    }
+
+    /// Parses a role name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "primary" => Some(Role::Primary),
+            "staged" => Some(Role::Staged),
+            "fallback" => Some(Role::Fallback),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One key of a ring: a secret, its role and its dates.
+#[derive(Clone, Debug)]
+pub struct Key {
+    secret: Secret,
+    role: Role,
+    retire_after: Option<OffsetDateTime>,
+}
+
+impl Key {
+    /// The key's public id.
+    pub fn id(&self) -> KeyId {
+        self.secret.id()
+    }
+
+    /// The key's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// After this instant a fallback key is never tried.
+    pub fn retire_after(&self) -> Option<OffsetDateTime> {
+        self.retire_after
+    }
+
+    /// The secret (crate-internal: signing and verifying go through signers).
+    pub(crate) fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
+    /// True when the key may verify at `now`.
+    pub fn is_live_at(&self, now: OffsetDateTime) -> bool {
+        self.retire_after.is_none_or(|t| now <= t)
+    }
+}
+
+/// Errors building a key ring.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RingError {
+    /// A ring needs exactly one primary key.
+    #[error("a key ring needs exactly one primary key, found {0}")]
+    PrimaryCount(usize),
+    /// An empty secret was given.
+    #[error("key {0} has an empty secret")]
+    EmptySecret(String),
+}
+
+/// The key ring: exactly one primary key, then staged keys, then fallback keys.
+///
+/// Verification tries keys in that order (primary, staged in ring order,
+/// fallbacks in ring order), skipping fallbacks past their `retire_after`.
+/// Only the primary ever signs: no API takes a key to sign with.
+///
+/// ```
+/// use keyroll::{KeyRing, Secret, Role};
+/// let ring = KeyRing::new(Secret::from("new-secret"))
+///     .with_fallback(Secret::from("old-secret"), None)
+///     .expect("valid ring");
+/// assert_eq!(ring.primary().role(), Role::Primary);
+/// assert_eq!(ring.keys().count(), 2);
+/// ```
+#[derive(Clone, Debug)]
+pub struct KeyRing {
+    keys: Vec<Key>,
+}
+
+impl KeyRing {
+    /// A ring with just a primary key.
+    pub fn new(primary: Secret) -> Self {
+        Self {
+            keys: vec![Key {
+                secret: primary,
+                role: Role::Primary,
+                retire_after: None,
+            }],
+        }
+    }
+
+    /// Adds a staged (verify-only, newer) key, after the other staged keys.
+    ///
+    /// # Errors
+    /// [`RingError::EmptySecret`] for an empty secret.
+    pub fn with_staged(mut self, secret: Secret) -> Result<Self, RingError> {
+        check_secret(&secret)?;
+        let at = self
+            .keys
+            .iter()
+            .filter(|k| k.role != Role::Fallback)
+            .count();
+        self.keys.insert(
+            at,
+            Key {
+                secret,
+                role: Role::Staged,
+                retire_after: None,
+            },
+        );
+        Ok(self)
+    }
+
+    /// Adds a fallback (verify-only, older) key at the end of the ring.
+    ///
+    /// # Errors
+    /// [`RingError::EmptySecret`] for an empty secret.
+    pub fn with_fallback(
+        mut self,
+        secret: Secret,
+        retire_after: Option<OffsetDateTime>,
+    ) -> Result<Self, RingError> {
+        check_secret(&secret)?;
+        self.keys.push(Key {
+            secret,
+            role: Role::Fallback,
+            retire_after,
+        });
+        Ok(self)
+    }
+
+    /// Builds a ring from `(secret, role, retire_after)` triples in any order;
+    /// the ring orders them primary, staged, fallback, keeping the given order
+    /// within a role.
+    ///
+    /// # Errors
+    /// [`RingError::PrimaryCount`] unless exactly one primary is given;
+    /// [`RingError::EmptySecret`] for an empty secret.
+    pub fn from_keys(
+        keys: impl IntoIterator<Item = (Secret, Role, Option<OffsetDateTime>)>,
+    ) -> Result<Self, RingError> {
+        let mut all: Vec<Key> = Vec::new();
+        for (secret, role, retire_after) in keys {
+            check_secret(&secret)?;
+            all.push(Key {
+                secret,
+                role,
+                retire_after: if role == Role::Fallback {
+                    retire_after
+                } else {
+                    None
+                },
+            });
+        }
+        let primaries = all.iter().filter(|k| k.role == Role::Primary).count();
+        if primaries != 1 {
+            return Err(RingError::PrimaryCount(primaries));
+        }
+        let rank = |r: Role| match r {
+            Role::Primary => 0,
+            Role::Staged => 1,
+            Role::Fallback => 2,
+        };
+        all.sort_by_key(|k| rank(k.role)); // stable: keeps order within a role
+        Ok(Self { keys: all })
+    }
+
+    /// The primary key, the only one that signs.
+    #[allow(clippy::indexing_slicing)] // invariant: keys[0] is the primary, never empty
+    pub fn primary(&self) -> &Key {
+        &self.keys[0]
+    }
+
+    /// Every key in verification order, retired ones included.
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.keys.iter()
+    }
+
+    /// The keys that verify at `now`, in verification order.
+    pub fn verifiers_at(&self, now: OffsetDateTime) -> impl Iterator<Item = &Key> {
+        self.keys.iter().filter(move |k| k.is_live_at(now))
+    }
+
+    /// The key with this id, if any.
+    pub fn get(&self, id: KeyId) -> Option<&Key> {
+        self.keys.iter().find(|k| k.id() == id)
+    }
+}
+
+fn check_secret(secret: &Secret) -> Result<(), RingError> {
+    if secret.is_empty() {
+        return Err(RingError::EmptySecret(secret.id().to_string()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn order_is_primary_staged_fallback() {
+        let ring = KeyRing::from_keys([
+            (Secret::from("f1"), Role::Fallback, None),
+            (Secret::from("s1"), Role::Staged, None),
+            (Secret::from("p"), Role::Primary, None),
+            (Secret::from("f2"), Role::Fallback, None),
+            (Secret::from("s2"), Role::Staged, None),
+        ])
+        .expect("ring");
+        let ids: Vec<_> = ring.keys().map(|k| k.id()).collect();
+        let want: Vec<_> = ["p", "s1", "s2", "f1", "f2"]
+            .iter()
+            .map(|s| Secret::from(*s).id())
+            .collect();
+        assert_eq!(ids, want);
+    }
+
+    #[test]
+    fn exactly_one_primary() {
+        assert_eq!(
+            KeyRing::from_keys([(Secret::from("a"), Role::Staged, None)]).err(),
+            Some(RingError::PrimaryCount(0))
+        );
+        assert_eq!(
+            KeyRing::from_keys([
+                (Secret::from("a"), Role::Primary, None),
+                (Secret::from("b"), Role::Primary, None)
+            ])
+            .err(),
+            Some(RingError::PrimaryCount(2))
+        );
+    }
+
+    #[test]
+    fn retired_fallbacks_are_skipped_after_the_instant() {
+        let at = datetime!(2026-12-01 0:00 UTC);
+        let ring = KeyRing::new(Secret::from("p"))
+            .with_fallback(Secret::from("old"), Some(at))
+            .expect("ring");
+        assert_eq!(ring.verifiers_at(at).count(), 2);
+        assert_eq!(
+            ring.verifiers_at(at + time::Duration::nanoseconds(1))
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn staged_keys_go_before_fallbacks() {
+        let ring = KeyRing::new(Secret::from("p"))
+            .with_fallback(Secret::from("f"), None)
+            .and_then(|r| r.with_staged(Secret::from("s")))
+            .expect("ring");
+        let roles: Vec<_> = ring.keys().map(|k| k.role()).collect();
+        assert_eq!(roles, [Role::Primary, Role::Staged, Role::Fallback]);
+    }
+}
