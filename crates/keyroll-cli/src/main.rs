@@ -1,1 +1,99 @@
-fn main() {}
+//! `keyroll`: rotate signing keys without logging anyone out.
+//!
+//! A thin binary: argument parsing and output. The work is done by the
+//! `keyroll` library. Exit status: 0 success, 1 when something verified
+//! badly or a check failed, 2 for usage or configuration errors.
+
+mod keys;
+mod lines;
+mod ring_cmd;
+mod sign_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit status for a usage or configuration error.
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "keyroll",
+    version,
+    about = "Rotate Django-compatible signing keys without logging anyone out.",
+    long_about = "Rotate Django-compatible signing keys without logging anyone out.\n\n\
+Keys come from a ring file (--keyring FILE, or KEYROLL_KEYRING=FILE) or, failing that,\n\
+from Django's variables: SECRET_KEY (primary), SECRET_KEY_FALLBACKS (a JSON list or\n\
+comma-separated) and OLD_SECRET_KEY (one more fallback). Secrets are never taken as\n\
+arguments and never printed (except by `keygen`).\n\n\
+A first rotation:\n  \
+keyroll ring init ring.toml          # one primary key\n  \
+keyroll ring stage ring.toml         # a new key every server learns first\n  \
+keyroll ring promote ring.toml       # it signs; the old one verifies for 30 days\n  \
+keyroll ring check ring.toml         # lint the ring",
+    after_help = "Exit status: 0 ok, 1 a token failed or a check found a problem, 2 usage or configuration error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print one new random secret (Django's alphabet, 50 characters by default).
+    Keygen {
+        /// Number of characters.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=4096))]
+        length: u16,
+    },
+    /// Manage a key ring file: init, stage, promote, retire, list, check, auto.
+    #[command(subcommand)]
+    Ring(ring_cmd::RingCommand),
+    /// Sign VALUE (or each line of stdin) with the primary key.
+    Sign(sign_cmd::SignArgs),
+    /// Verify one token per line of FILE (or stdin); print `ok` or `bad` per line.
+    Verify(sign_cmd::VerifyArgs),
+}
+
+/// Where keys come from, for commands that sign or verify.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct KeySource {
+    /// Key ring file (default: $KEYROLL_KEYRING; without either, SECRET_KEY and friends).
+    #[arg(long, value_name = "FILE")]
+    keyring: Option<PathBuf>,
+    /// Accept a ring file that group or others can read.
+    #[arg(long)]
+    allow_insecure: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen { length } => {
+            let secret = keyroll::ringfile::generate_secret(usize::from(length));
+            println!("{}", String::from_utf8_lossy(secret.expose()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ring(cmd) => ring_cmd::run(cmd),
+        Command::Sign(args) => sign_cmd::sign(args),
+        Command::Verify(args) => sign_cmd::verify(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("keyroll: error: {e:#}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,317 @@
+//! `keyroll ring …`: the key ring file's life cycle.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::Subcommand;
+use keyroll::ringfile::{
+    format_duration, parse_duration, AutoAction, OpenOptions, RingEntry, RingFile, RingFileError,
+    SecretSource, DEFAULT_SECRET_LEN,
+};
+use keyroll::{KeyId, Role};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::keys::env_var;
+
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration like 90s, 10m, 48h or 30d"))
+}
+
+fn key_id_arg(s: &str) -> Result<KeyId, String> {
+    KeyId::parse(s).ok_or_else(|| {
+        format!("{s:?} is not a key id (8 hex digits, as `keyroll ring list` shows)")
+    })
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum RingCommand {
+    /// Create a ring file with one new primary key (mode 0600; never overwrites).
+    Init {
+        /// The ring file to create.
+        file: PathBuf,
+    },
+    /// Add a new staged key (verify-only until promoted); print its key id.
+    ///
+    /// Stage on every server first, then promote: no server ever meets a token
+    /// it cannot verify.
+    Stage {
+        /// The ring file.
+        file: PathBuf,
+        /// Accept a ring file that group or others can read.
+        #[arg(long)]
+        allow_insecure: bool,
+    },
+    /// Make a staged key the primary; the old primary becomes a fallback.
+    Promote {
+        /// The ring file.
+        file: PathBuf,
+        /// Which staged key (needed when several are staged).
+        #[arg(value_parser = key_id_arg)]
+        key_id: Option<KeyId>,
+        /// How long the old primary keeps verifying.
+        #[arg(long, default_value = "30d", value_parser = duration_arg)]
+        grace: Duration,
+        /// Refuse a key staged more recently than this.
+        #[arg(long, default_value = "0s", value_parser = duration_arg)]
+        min_staged: Duration,
+        /// Promote even if the key was staged too recently.
+        #[arg(long)]
+        force: bool,
+        /// Accept a ring file that group or others can read.
+        #[arg(long)]
+        allow_insecure: bool,
+    },
+    /// Drop a fallback key now.
+    Retire {
+        /// The ring file.
+        file: PathBuf,
+        /// The fallback key to drop.
+        #[arg(value_parser = key_id_arg)]
+        key_id: KeyId,
+        /// Accept a ring file that group or others can read.
+        #[arg(long)]
+        allow_insecure: bool,
+    },
+    /// List the keys: id, role, dates, where the secret lives. Never secrets.
+    List {
+        /// The ring file.
+        file: PathBuf,
+        /// One JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+        /// Accept a ring file that group or others can read.
+        #[arg(long)]
+        allow_insecure: bool,
+    },
+    /// Lint the ring: permissions, one primary, expired fallbacks, short or duplicate secrets.
+    ///
+    /// Exit status 1 when something is wrong.
+    Check {
+        /// The ring file.
+        file: PathBuf,
+    },
+    /// One idempotent step of scheduled rotation, safe to run from cron on every host.
+    ///
+    /// Drops fallbacks past retire_after; promotes a staged key once staged for
+    /// --min-staged; stages a key when the primary is older than --every and none is staged.
+    Auto {
+        /// The ring file.
+        file: PathBuf,
+        /// Rotate when the primary is older than this.
+        #[arg(long, value_parser = duration_arg)]
+        every: Duration,
+        /// Promote a staged key only after it has been staged this long.
+        #[arg(long, default_value = "1d", value_parser = duration_arg)]
+        min_staged: Duration,
+        /// How long an old primary keeps verifying.
+        #[arg(long, default_value = "30d", value_parser = duration_arg)]
+        grace: Duration,
+        /// Accept a ring file that group or others can read.
+        #[arg(long)]
+        allow_insecure: bool,
+    },
+}
+
+fn opts(allow_insecure: bool) -> OpenOptions {
+    OpenOptions { allow_insecure }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+pub(crate) fn run(cmd: RingCommand) -> anyhow::Result<ExitCode> {
+    // Whole seconds: ring files stay readable.
+    let now = OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    match cmd {
+        RingCommand::Init { file } => {
+            let rf = RingFile::generate(now, DEFAULT_SECRET_LEN);
+            rf.create_new(&file)?;
+            let id = rf.entries.first().map(RingEntry::id);
+            println!(
+                "created {} with primary key {}",
+                file.display(),
+                id.map(|i| i.to_string()).unwrap_or_default()
+            );
+        }
+        RingCommand::Stage {
+            file,
+            allow_insecure,
+        } => {
+            let id = RingFile::update(&file, opts(allow_insecure), &env_var, |rf| {
+                Ok(rf.stage(now, DEFAULT_SECRET_LEN))
+            })?;
+            println!("{id}");
+        }
+        RingCommand::Promote {
+            file,
+            key_id,
+            grace,
+            min_staged,
+            force,
+            allow_insecure,
+        } => {
+            let (new, old) = RingFile::update(&file, opts(allow_insecure), &env_var, |rf| {
+                rf.promote(key_id, grace, min_staged, force, now)
+            })?;
+            let until = now + grace;
+            println!(
+                "promoted {new} to primary; {old} is a fallback until {} ({} grace)",
+                rfc3339(until),
+                format_duration(grace)
+            );
+        }
+        RingCommand::Retire {
+            file,
+            key_id,
+            allow_insecure,
+        } => {
+            RingFile::update(&file, opts(allow_insecure), &env_var, |rf| {
+                rf.retire(key_id)
+            })?;
+            println!("retired {key_id}");
+        }
+        RingCommand::List {
+            file,
+            json,
+            allow_insecure,
+        } => {
+            let rf = RingFile::open(&file, opts(allow_insecure), &env_var)?;
+            list(&rf, json);
+        }
+        RingCommand::Check { file } => return check(&file, now),
+        RingCommand::Auto {
+            file,
+            every,
+            min_staged,
+            grace,
+            allow_insecure,
+        } => {
+            if every.is_zero() {
+                bail!("--every must be longer than 0s");
+            }
+            let actions = RingFile::update(&file, opts(allow_insecure), &env_var, |rf| {
+                Ok(rf.auto(every, min_staged, grace, now, DEFAULT_SECRET_LEN))
+            })?;
+            if actions.is_empty() {
+                println!("nothing to do");
+            }
+            for a in actions {
+                match a {
+                    AutoAction::Retired(id) => println!("retired {id}"),
+                    AutoAction::Promoted { key, old } => println!(
+                        "promoted {key} to primary; {old} is a fallback until {}",
+                        rfc3339(now + grace)
+                    ),
+                    AutoAction::Staged(id) => println!("staged {id}"),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn source(e: &RingEntry) -> String {
+    match &e.source {
+        SecretSource::Inline => "inline".to_owned(),
+        SecretSource::Env(name) => format!("env:{name}"),
+        SecretSource::File(p) => format!("file:{}", p.display()),
+    }
+}
+
+fn list(rf: &RingFile, json: bool) {
+    // Show keys in verification order: primary, staged, fallback.
+    let mut entries: Vec<&RingEntry> = rf.entries.iter().collect();
+    entries.sort_by_key(|e| match e.role {
+        Role::Primary => 0,
+        Role::Staged => 1,
+        Role::Fallback => 2,
+    });
+    if json {
+        let keys: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "key_id": e.id().to_string(),
+                    "role": e.role.as_str(),
+                    "created": e.created.map(rfc3339),
+                    "staged_at": e.staged_at.map(rfc3339),
+                    "promoted_at": e.promoted_at.map(rfc3339),
+                    "retire_after": e.retire_after.map(rfc3339),
+                    "source": source(e),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "keys": keys }));
+        return;
+    }
+    for e in entries {
+        let mut line = format!("{}\t{}", e.id(), e.role);
+        for (name, t) in [
+            ("created", e.created),
+            ("staged_at", e.staged_at),
+            ("promoted_at", e.promoted_at),
+            ("retire_after", e.retire_after),
+        ] {
+            if let Some(t) = t {
+                line.push_str(&format!("\t{name}={}", rfc3339(t)));
+            }
+        }
+        line.push_str(&format!("\tsource={}", source(e)));
+        println!("{line}");
+    }
+}
+
+fn check(file: &Path, now: OffsetDateTime) -> anyhow::Result<ExitCode> {
+    let mut errors = 0usize;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let meta =
+            std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            println!(
+                "error: mode {mode:04o} lets others read the secrets; chmod 600 {}",
+                file.display()
+            );
+            errors += 1;
+        }
+    }
+    let rf = match RingFile::open(file, opts(true), &env_var) {
+        Ok(rf) => rf,
+        Err(e @ RingFileError::Io { .. }) => return Err(e.into()),
+        Err(e) => {
+            println!("error: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    for f in rf.check(now) {
+        if f.error {
+            errors += 1;
+            println!("error: {}", f.message);
+        } else {
+            println!("warning: {}", f.message);
+        }
+    }
+    if errors > 0 {
+        return Ok(ExitCode::from(1));
+    }
+    let primary = rf
+        .entries
+        .iter()
+        .find(|e| e.role == Role::Primary)
+        .map(RingEntry::id);
+    println!(
+        "ok: {} keys, primary {}",
+        rf.entries.len(),
+        primary.map(|i| i.to_string()).unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}

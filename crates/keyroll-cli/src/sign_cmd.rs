@@ -1,0 +1,244 @@
+//! `keyroll sign` and `keyroll verify`.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use keyroll::{
+    python_json, Algorithm, KeyRing, ObjectSigner, Signer, SignerBuilder, TimestampSigner,
+    VerifyError,
+};
+use time::OffsetDateTime;
+
+use crate::lines::{read_bounded_line, Line};
+use crate::{keys, KeySource};
+
+fn algorithm_arg(s: &str) -> Result<Algorithm, String> {
+    Algorithm::parse(s).ok_or_else(|| format!("{s:?} is not one of sha1, sha256, sha512"))
+}
+
+/// The format and its options, shared by `sign` and `verify`.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct FormatArgs {
+    /// Django's Signer: `value:signature` (the default).
+    #[arg(long, group = "mode")]
+    plain: bool,
+    /// Django's TimestampSigner: `value:timestamp:signature`.
+    #[arg(long, group = "mode")]
+    timestamp: bool,
+    /// Django's signing.dumps / loads: VALUE is JSON text; verify prints compact JSON.
+    #[arg(long, group = "mode")]
+    object: bool,
+    /// With --object when signing: zlib-compress when it makes the token shorter.
+    #[arg(long, requires = "object")]
+    compress: bool,
+    /// Salt (default: Django's default for the mode; sessions use django.contrib.sessions.SessionStore).
+    #[arg(long)]
+    salt: Option<String>,
+    /// Separator between value and signature.
+    #[arg(long, default_value = ":")]
+    sep: String,
+    /// Hash function.
+    #[arg(long, default_value = "sha256", value_parser = algorithm_arg)]
+    algorithm: Algorithm,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SignArgs {
+    #[command(flatten)]
+    format: FormatArgs,
+    #[command(flatten)]
+    keys: KeySource,
+    /// The value to sign (not a secret). Without it, each line of stdin is signed.
+    value: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    format: FormatArgs,
+    #[command(flatten)]
+    keys: KeySource,
+    /// Refuse timestamps older than this many seconds (--timestamp and --object).
+    #[arg(long, value_name = "SECONDS")]
+    max_age: Option<u64>,
+    /// Tokens, one per line; `-` or nothing reads stdin.
+    file: Option<PathBuf>,
+}
+
+enum Codec {
+    Plain(Signer),
+    Timestamp(TimestampSigner),
+    Object(ObjectSigner),
+}
+
+impl Codec {
+    fn new(f: &FormatArgs, ring: &KeyRing) -> anyhow::Result<Self> {
+        let mut b = SignerBuilder::new()
+            .sep(f.sep.clone())
+            .algorithm(f.algorithm);
+        if let Some(salt) = &f.salt {
+            b = b.salt(salt.clone());
+        }
+        Ok(if f.object {
+            Codec::Object(ObjectSigner::new(b, f.compress, ring)?)
+        } else if f.timestamp {
+            Codec::Timestamp(b.build_timestamp(ring)?)
+        } else {
+            Codec::Plain(b.build(ring)?)
+        })
+    }
+
+    fn sign(&self, value: &str, now: OffsetDateTime) -> anyhow::Result<String> {
+        Ok(match self {
+            Codec::Plain(s) => s.sign(value),
+            Codec::Timestamp(s) => s.sign_at(value, now),
+            Codec::Object(s) => {
+                let v: serde_json::Value =
+                    serde_json::from_str(value).context("--object: the value is not JSON")?;
+                s.dumps_at(&v, now)?
+            }
+        })
+    }
+
+    fn max_token_len(&self) -> usize {
+        match self {
+            Codec::Plain(s) => s.limits().max_token_len(),
+            Codec::Timestamp(s) => s.signer().limits().max_token_len(),
+            Codec::Object(s) => s.timestamp_signer().signer().limits().max_token_len(),
+        }
+    }
+
+    /// Verifies one token and writes its result line.
+    fn verify_line(
+        &self,
+        token: &str,
+        max_age: Option<Duration>,
+        now: OffsetDateTime,
+        out: &mut impl Write,
+    ) -> io::Result<bool> {
+        let result = match self {
+            Codec::Plain(s) => s
+                .unsign_at(token, now)
+                .map(|v| (v.key_id, v.role, ValueOut::Str(v.value))),
+            Codec::Timestamp(s) => s
+                .unsign_at(token, max_age, now)
+                .map(|v| (v.key_id, v.role, ValueOut::Str(v.value))),
+            Codec::Object(s) => s.loads_at(token, max_age, now).and_then(|v| {
+                let json = python_json(&v.value).map_err(|_| VerifyError::Malformed("json"))?;
+                Ok((v.key_id, v.role, ValueOut::Owned(json)))
+            }),
+        };
+        match result {
+            Ok((id, role, value)) => {
+                write!(out, "ok\t{id}\t{role}\t")?;
+                out.write_all(value.as_str().as_bytes())?;
+                out.write_all(b"\n")?;
+                Ok(true)
+            }
+            Err(e) => {
+                writeln!(out, "bad\t{}", e.reason())?;
+                Ok(false)
+            }
+        }
+    }
+}
+
+enum ValueOut<'a> {
+    Str(&'a str),
+    Owned(String),
+}
+
+impl ValueOut<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            ValueOut::Str(s) => s,
+            ValueOut::Owned(s) => s,
+        }
+    }
+}
+
+pub(crate) fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
+    let ring = keys::load(&args.keys)?;
+    let codec = Codec::new(&args.format, &ring)?;
+    let now = OffsetDateTime::now_utc();
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    if let Some(value) = &args.value {
+        writeln!(out, "{}", codec.sign(value, now)?)?;
+    } else {
+        let stdin = io::stdin();
+        let mut input = stdin.lock();
+        let mut buf = Vec::new();
+        let max = codec.max_token_len();
+        loop {
+            match read_bounded_line(&mut input, &mut buf, max)? {
+                Line::Eof => break,
+                Line::TooLong => bail!("a line of stdin is over {max} bytes"),
+                Line::Fits => {
+                    let line = std::str::from_utf8(&buf).context("stdin is not UTF-8")?;
+                    writeln!(out, "{}", codec.sign(line, now)?)?;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    if args.max_age.is_some() && !(args.format.timestamp || args.format.object) {
+        bail!("--max-age needs --timestamp or --object (plain signatures carry no time)");
+    }
+    let ring = keys::load(&args.keys)?;
+    let codec = Codec::new(&args.format, &ring)?;
+    let max_age = args.max_age.map(Duration::from_secs);
+    let stdin = io::stdin();
+    let mut input: Box<dyn BufRead> = match args.file.as_deref() {
+        None => Box::new(BufReader::with_capacity(1 << 16, stdin.lock())),
+        Some(p) if p.as_os_str() == "-" => {
+            Box::new(BufReader::with_capacity(1 << 16, stdin.lock()))
+        }
+        Some(p) => Box::new(BufReader::with_capacity(
+            1 << 16,
+            File::open(p).with_context(|| format!("cannot read {}", p.display()))?,
+        )),
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let max = codec.max_token_len();
+    let mut buf = Vec::with_capacity(4096);
+    let mut all_ok = true;
+    let mut now = OffsetDateTime::now_utc();
+    let mut n: u64 = 0;
+    loop {
+        n += 1;
+        if n % 65_536 == 0 {
+            now = OffsetDateTime::now_utc();
+        }
+        match read_bounded_line(&mut input, &mut buf, max)? {
+            Line::Eof => break,
+            Line::TooLong => {
+                all_ok = false;
+                writeln!(out, "bad\ttoo-large")?;
+            }
+            Line::Fits => match std::str::from_utf8(&buf) {
+                Ok(token) => all_ok &= codec.verify_line(token, max_age, now, &mut out)?,
+                Err(_) => {
+                    all_ok = false;
+                    writeln!(out, "bad\tmalformed")?;
+                }
+            },
+        }
+    }
+    out.flush()?;
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
