@@ -129,8 +129,13 @@ impl SignedCookie {
         };
         let v = self.unsign_at(value, max_age, now)?;
         let redo = v.is_stale() || !in_written_form;
-        let ts = v.timestamp.unwrap_or_default();
-        Ok(v.map(|inner| redo.then(|| self.sign_with_timestamp(inner, ts))))
+        // Re-sign the exact `value:timestamp` text: the timestamp is kept as written.
+        let writer = match self.write {
+            CookieSaltForm::V2 => &self.v2,
+            CookieSaltForm::Legacy => &self.legacy,
+        };
+        let stamped = writer.signed_part(value);
+        Ok(v.map(|_| redo.then(|| writer.signer().sign(stamped))))
     }
 }
 

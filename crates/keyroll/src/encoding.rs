@@ -31,6 +31,67 @@ pub fn b64_decode(text: &[u8]) -> Option<Vec<u8>> {
     B64.decode(text).ok()
 }
 
+/// Decodes a signed payload's base64 exactly as Django does
+/// (`urlsafe_b64decode(s + "=" * (-len(s) % 4))`, i.e. CPython's non-strict
+/// `binascii.a2b_base64`): characters outside the alphabet are skipped, both
+/// the URL-safe (`-_`) and standard (`+/`) alphabets are read, a complete pad
+/// sequence ends the data, and a dangling quantum is an error.
+pub(crate) fn b64_decode_django(text: &[u8]) -> Option<Vec<u8>> {
+    // Fast path: only alphabet characters, no padding: the strict engine agrees.
+    if text.len() % 4 != 1
+        && text
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    {
+        return B64.decode(text).ok();
+    }
+    let pad = (4 - text.len() % 4) % 4;
+    let mut out = Vec::with_capacity(text.len() / 4 * 3 + 3);
+    let (mut quad, mut left, mut pads) = (0u8, 0u8, 0usize);
+    for &c in text.iter().chain(std::iter::repeat_n(&b'=', pad)) {
+        if c == b'=' {
+            if quad >= 2 {
+                pads += 1;
+                if usize::from(quad) + pads >= 4 {
+                    return Some(out);
+                }
+            }
+            continue;
+        }
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            _ => continue,
+        };
+        pads = 0;
+        match quad {
+            0 => {
+                left = v;
+                quad = 1;
+            }
+            1 => {
+                out.push((left << 2) | (v >> 4));
+                left = v & 0x0f;
+                quad = 2;
+            }
+            2 => {
+                out.push((left << 4) | (v >> 2));
+                left = v & 0x03;
+                quad = 3;
+            }
+            _ => {
+                out.push((left << 6) | v);
+                left = 0;
+                quad = 0;
+            }
+        }
+    }
+    (quad == 0).then_some(out)
+}
+
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// Base62 of an integer, as Django's `b62_encode` (a leading `-` for negatives).
@@ -70,6 +131,30 @@ pub fn b62_decode(s: &str) -> Option<i64> {
             _ => return None,
         };
         v = v.checked_mul(62)?.checked_add(i64::from(d))?;
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// Like [`b62_decode`], but a value too large for an `i64` saturates instead
+/// of failing (Python's integers are unbounded; such a timestamp is simply
+/// very far in the past or future).
+pub(crate) fn b62_decode_saturating(s: &str) -> Option<i64> {
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    if s.is_empty() {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for c in digits.bytes() {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'A'..=b'Z' => c - b'A' + 10,
+            b'a'..=b'z' => c - b'a' + 36,
+            _ => return None,
+        };
+        v = v.saturating_mul(62).saturating_add(i64::from(d));
     }
     Some(if neg { -v } else { v })
 }
@@ -118,6 +203,16 @@ mod tests {
         assert_eq!(b62_decode(""), None);
         assert_eq!(b62_decode("a:b"), None);
         assert_eq!(b62_decode("zzzzzzzzzzzzzzzzzzzzzzz"), None);
+        assert_eq!(
+            b62_decode_saturating("zzzzzzzzzzzzzzzzzzzzzzz"),
+            Some(i64::MAX)
+        );
+        assert_eq!(
+            b62_decode_saturating("-zzzzzzzzzzzzzzzzzzzzzz"),
+            Some(-i64::MAX)
+        );
+        assert_eq!(b62_decode_saturating("000A"), Some(10));
+        assert_eq!(b62_decode_saturating("a!"), None);
     }
 
     #[test]
@@ -129,6 +224,29 @@ mod tests {
         assert_eq!(b36_decode("zzzzzzzzzzzzzz"), None);
         assert_eq!(b36_decode("-1"), None);
         assert_eq!(b36_decode(""), None);
+    }
+
+    #[test]
+    fn base64_reads_like_python() {
+        // Expected values from CPython 3.11's base64.urlsafe_b64decode(s + pad).
+        let cases: [(&[u8], Option<&[u8]>); 12] = [
+            (b"YWI", Some(b"ab")),
+            (b"YWI=", Some(b"ab")),
+            (b"YW!I", None),
+            (b"YW!I==", Some(b"ab")),
+            (b"YWJj", Some(b"abc")),
+            (b"YW:Jj", Some(b"abc")),
+            (b"Y", None),
+            (b"YQ==YWJj", Some(b"a")),
+            (b"+/+/", Some(&[0xfb, 0xff, 0xbf])),
+            (b"-_-_", Some(&[0xfb, 0xff, 0xbf])),
+            (b"", Some(b"")),
+            ("YWJj\u{e9}".as_bytes(), Some(b"abc")),
+        ];
+        for (input, want) in cases {
+            let got = b64_decode_django(input);
+            assert_eq!(got.as_deref(), want, "{:?}", String::from_utf8_lossy(input));
+        }
     }
 
     #[test]

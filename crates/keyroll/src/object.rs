@@ -1,12 +1,13 @@
 //! Signed objects: Django's `signing.dumps` / `signing.loads`.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::encoding::{b64_decode, b64_encode_into};
+use crate::encoding::{b64_decode_django, b64_encode_into};
 use crate::error::{ConfigError, Limit, SignError, VerifyError};
 use crate::json::{parse_json, python_json};
 use crate::ring::KeyRing;
@@ -140,7 +141,7 @@ impl ObjectSigner {
             Some(rest) => (true, rest),
             None => (false, payload),
         };
-        let raw = b64_decode(b64).ok_or(VerifyError::Malformed("base64"))?;
+        let raw = b64_decode_django(b64).ok_or(VerifyError::Malformed("base64"))?;
         let data = if compressed {
             zlib_inflate(&raw, max)?
         } else {
@@ -189,32 +190,53 @@ fn zlib_compress(data: &[u8]) -> Option<Vec<u8>> {
 /// Inflates a zlib stream, refusing to produce more than `max` bytes and never
 /// allocating past `max + 1`. Bytes after the end of the stream are ignored,
 /// as Python's `zlib.decompress` does.
+///
+/// The inflater (tens of KiB of state) is kept per thread and reset between
+/// uses, so a stream of small tokens does not allocate it again and again.
 pub(crate) fn zlib_inflate(data: &[u8], max: usize) -> Result<Vec<u8>, VerifyError> {
+    thread_local! {
+        static INFLATER: RefCell<Decompress> = RefCell::new(Decompress::new(true));
+    }
+    INFLATER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut d) => {
+            d.reset(true);
+            inflate_with(&mut d, data, max)
+        }
+        // Re-entered on this thread (cannot happen today): use a fresh one.
+        Err(_) => inflate_with(&mut Decompress::new(true), data, max),
+    })
+}
+
+fn inflate_with(d: &mut Decompress, data: &[u8], max: usize) -> Result<Vec<u8>, VerifyError> {
     const MALFORMED: VerifyError = VerifyError::Malformed("zlib");
-    let mut d = Decompress::new(true);
-    let mut chunk = [0u8; 16 * 1024];
-    let mut out: Vec<u8> = Vec::new();
+    let cap = max.saturating_add(1);
+    let mut out: Vec<u8> = Vec::with_capacity(data.len().saturating_mul(4).max(64).min(cap));
     loop {
+        if out.len() == out.capacity() {
+            if out.len() > max {
+                return Err(too_large(max));
+            }
+            // Grow geometrically but never past max + 1.
+            out.reserve_exact(out.capacity().max(64).min(cap - out.len()));
+        }
         let consumed = usize::try_from(d.total_in()).map_err(|_| MALFORMED)?;
         let input = data.get(consumed..).unwrap_or(&[]);
-        let (in_before, out_before) = (d.total_in(), d.total_out());
+        let (in_before, out_before) = (d.total_in(), out.len());
         let status = d
-            .decompress(input, &mut chunk, FlushDecompress::None)
+            .decompress_vec(input, &mut out, FlushDecompress::None)
             .map_err(|_| MALFORMED)?;
-        let produced = usize::try_from(d.total_out() - out_before).map_err(|_| MALFORMED)?;
-        if produced > max - out.len() {
+        if out.len() > max {
             return Err(too_large(max));
         }
-        let new = chunk.get(..produced).ok_or(MALFORMED)?;
-        if out.capacity() - out.len() < produced {
-            // Grow geometrically but never past the cap.
-            let want = out.capacity().max(produced).min(max - out.len());
-            out.reserve_exact(want);
-        }
-        out.extend_from_slice(new);
         match status {
             Status::StreamEnd => return Ok(out),
-            _ if produced == 0 && d.total_in() == in_before => return Err(MALFORMED),
+            _ if out.len() == out_before
+                && d.total_in() == in_before
+                && out.len() < out.capacity() =>
+            {
+                // No progress with room to spare: the stream is truncated.
+                return Err(MALFORMED);
+            }
             _ => {}
         }
     }
@@ -322,12 +344,12 @@ mod tests {
         let s = ObjectSigner::new(SignerBuilder::new(), true, &ring()).expect("valid");
         let other = ObjectSigner::new(SignerBuilder::new(), true, &KeyRing::new(Secret::from("x")))
             .expect("valid");
-        let forged = other.timestamp_signer().sign_at(".!!!!", NOW);
+        let forged = other.timestamp_signer().sign_at(".Y!!!", NOW);
         assert_eq!(
             s.loads_at(&forged, None, NOW),
             Err(VerifyError::BadSignature)
         );
-        let signed_garbage = s.timestamp_signer().sign_at(".!!!!", NOW);
+        let signed_garbage = s.timestamp_signer().sign_at(".Y!!!", NOW);
         assert_eq!(
             s.loads_at(&signed_garbage, None, NOW),
             Err(VerifyError::Malformed("base64"))

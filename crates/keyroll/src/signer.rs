@@ -6,7 +6,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::crypto::{Algorithm, MacKey};
-use crate::encoding::{b62_decode, b62_encode, b64_encode_into};
+use crate::encoding::{b62_decode_saturating, b62_encode, b64_encode_into};
 use crate::error::{ConfigError, VerifyError};
 use crate::limits::Limits;
 use crate::ring::{Key, KeyRing, Role};
@@ -226,7 +226,12 @@ impl Signer {
             // Django's pattern is `^[A-z0-9-_=]*$`; `A-z` also spans `[\]^_` and the backtick.
             return Err(ConfigError::UnsafeSeparator(b.sep.clone()));
         }
-        let salt = b.salt.as_deref().unwrap_or(default_salt);
+        // Django: `salt or default`, so an empty salt means the default.
+        let salt = b
+            .salt
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(default_salt);
         let key_salt = format!("{salt}signer");
         Ok(Self::prepared(b, ring, key_salt.as_bytes()))
     }
@@ -442,7 +447,7 @@ impl TimestampSigner {
             .value
             .get(at + self.inner.sep.len()..)
             .ok_or(VerifyError::Malformed("no timestamp"))?;
-        let ts = b62_decode(ts_text).ok_or(VerifyError::Malformed("bad timestamp"))?;
+        let ts = b62_decode_saturating(ts_text).ok_or(VerifyError::Malformed("bad timestamp"))?;
         if let Some(max_age) = max_age {
             let age_ns = now.unix_timestamp_nanos() - i128::from(ts) * 1_000_000_000;
             if age_ns > max_age.as_nanos() as i128 {
@@ -462,6 +467,14 @@ impl TimestampSigner {
         })
     }
 
+    /// The signed part of a token this signer verified (`value:timestamp`).
+    pub(crate) fn signed_part<'t>(&self, token: &'t str) -> &'t str {
+        let len = token
+            .len()
+            .saturating_sub(self.inner.sep.len() + self.inner.sig_len);
+        token.get(..len).unwrap_or_default()
+    }
+
     /// Verifies; when stale, re-signs with the primary keeping the original timestamp.
     ///
     /// # Errors
@@ -474,8 +487,7 @@ impl TimestampSigner {
     ) -> Result<Verified<Option<String>>, VerifyError> {
         let v = self.unsign_at(token, max_age, now)?;
         let stale = v.is_stale();
-        let signed_part_len = token.len() - self.inner.sep.len() - self.inner.sig_len;
-        let signed_part = token.get(..signed_part_len).unwrap_or_default();
+        let signed_part = self.signed_part(token);
         Ok(v.map(|_| stale.then(|| self.inner.sign(signed_part))))
     }
 }
@@ -549,10 +561,7 @@ mod tests {
         assert!(!v.is_stale());
         // The fallback retires after its instant.
         let later = NOW + time::Duration::seconds(1);
-        assert_eq!(
-            s.unsign_at(&t_old, later),
-            Err(VerifyError::BadSignature)
-        );
+        assert_eq!(s.unsign_at(&t_old, later), Err(VerifyError::BadSignature));
     }
 
     #[test]
