@@ -4,6 +4,7 @@
 //! `keyroll` library. Exit status: 0 success, 1 when something verified
 //! badly or a check failed, 2 for usage or configuration errors.
 
+mod batches;
 mod keys;
 mod lines;
 mod ring_cmd;

@@ -1,5 +1,6 @@
 //! `keyroll sign` and `keyroll verify`.
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -9,11 +10,11 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::Args;
 use keyroll::{
-    python_json, Algorithm, KeyRing, ObjectSigner, Signer, SignerBuilder, TimestampSigner,
-    VerifyError,
+    python_json_into, Algorithm, KeyRing, ObjectSigner, Signer, SignerBuilder, TimestampSigner,
 };
 use time::OffsetDateTime;
 
+use crate::batches::{self, BatchLine};
 use crate::lines::{read_bounded_line, Line};
 use crate::{keys, KeySource};
 
@@ -66,6 +67,9 @@ pub(crate) struct VerifyArgs {
     /// Refuse timestamps older than this many seconds (--timestamp and --object).
     #[arg(long, value_name = "SECONDS")]
     max_age: Option<u64>,
+    /// Worker threads (default: one per CPU). Output is always in input order.
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
     /// Tokens, one per line; `-` or nothing reads stdin.
     file: Option<PathBuf>,
 }
@@ -113,53 +117,58 @@ impl Codec {
         }
     }
 
-    /// Verifies one token and writes its result line.
+    /// Verifies one token and appends its result line to `out`.
     fn verify_line(
         &self,
         token: &str,
         max_age: Option<Duration>,
         now: OffsetDateTime,
-        out: &mut impl Write,
-    ) -> io::Result<bool> {
+        out: &mut String,
+    ) -> bool {
         let result = match self {
             Codec::Plain(s) => s
                 .unsign_at(token, now)
-                .map(|v| (v.key_id, v.role, ValueOut::Str(v.value))),
+                .map(|v| (v.key_id, v.role, Shown::Text(v.value))),
             Codec::Timestamp(s) => s
                 .unsign_at(token, max_age, now)
-                .map(|v| (v.key_id, v.role, ValueOut::Str(v.value))),
-            Codec::Object(s) => s.loads_at(token, max_age, now).and_then(|v| {
-                let json = python_json(&v.value).map_err(|_| VerifyError::Malformed("json"))?;
-                Ok((v.key_id, v.role, ValueOut::Owned(json)))
-            }),
+                .map(|v| (v.key_id, v.role, Shown::Text(v.value))),
+            Codec::Object(s) => s
+                .loads_at(token, max_age, now)
+                .map(|v| (v.key_id, v.role, Shown::Json(v.value))),
         };
+        let start = out.len();
         match result {
-            Ok((id, role, value)) => {
-                write!(out, "ok\t{id}\t{role}\t")?;
-                out.write_all(value.as_str().as_bytes())?;
-                out.write_all(b"\n")?;
-                Ok(true)
+            Ok((id, role, shown)) => {
+                let _ = write!(out, "ok\t{id}\t{role}\t");
+                let written = match shown {
+                    Shown::Text(text) => {
+                        out.push_str(text);
+                        true
+                    }
+                    Shown::Json(value) => python_json_into(&value, out).is_ok(),
+                };
+                if written {
+                    out.push('\n');
+                    return true;
+                }
+                out.truncate(start);
+                out.push_str("bad\tmalformed\n");
+                false
             }
             Err(e) => {
-                writeln!(out, "bad\t{}", e.reason())?;
-                Ok(false)
+                out.push_str("bad\t");
+                out.push_str(e.reason());
+                out.push('\n');
+                false
             }
         }
     }
 }
 
-enum ValueOut<'a> {
-    Str(&'a str),
-    Owned(String),
-}
-
-impl ValueOut<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            ValueOut::Str(s) => s,
-            ValueOut::Owned(s) => s,
-        }
-    }
+/// What a verified line shows as its value.
+enum Shown<'a> {
+    Text(&'a str),
+    Json(serde_json::Value),
 }
 
 pub(crate) fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
@@ -197,44 +206,41 @@ pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let ring = keys::load(&args.keys)?;
     let codec = Codec::new(&args.format, &ring)?;
     let max_age = args.max_age.map(Duration::from_secs);
-    let stdin = io::stdin();
-    let mut input: Box<dyn BufRead> = match args.file.as_deref() {
-        None => Box::new(BufReader::with_capacity(1 << 16, stdin.lock())),
-        Some(p) if p.as_os_str() == "-" => {
-            Box::new(BufReader::with_capacity(1 << 16, stdin.lock()))
-        }
-        Some(p) => Box::new(BufReader::with_capacity(
+    let jobs = match args.jobs {
+        Some(0) => bail!("--jobs must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let input: Box<dyn BufRead + Send> = match args.file.as_deref() {
+        Some(p) if p.as_os_str() != "-" => Box::new(BufReader::with_capacity(
             1 << 16,
             File::open(p).with_context(|| format!("cannot read {}", p.display()))?,
         )),
+        _ => Box::new(BufReader::with_capacity(1 << 16, io::stdin())),
     };
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let max = codec.max_token_len();
-    let mut buf = Vec::with_capacity(4096);
-    let mut all_ok = true;
-    let mut now = OffsetDateTime::now_utc();
-    let mut n: u64 = 0;
-    loop {
-        n += 1;
-        if n % 65_536 == 0 {
-            now = OffsetDateTime::now_utc();
-        }
-        match read_bounded_line(&mut input, &mut buf, max)? {
-            Line::Eof => break,
-            Line::TooLong => {
-                all_ok = false;
-                writeln!(out, "bad\ttoo-large")?;
-            }
-            Line::Fits => match std::str::from_utf8(&buf) {
-                Ok(token) => all_ok &= codec.verify_line(token, max_age, now, &mut out)?,
-                Err(_) => {
-                    all_ok = false;
-                    writeln!(out, "bad\tmalformed")?;
+    let max_line = codec.max_token_len();
+    let all_ok = batches::run(input, &mut out, jobs, max_line, |batch, text| {
+        let now = OffsetDateTime::now_utc();
+        let mut ok = true;
+        for line in batch.lines() {
+            ok &= match line {
+                BatchLine::Token(bytes) => match std::str::from_utf8(bytes) {
+                    Ok(token) => codec.verify_line(token, max_age, now, text),
+                    Err(_) => {
+                        text.push_str("bad\tmalformed\n");
+                        false
+                    }
+                },
+                BatchLine::TooLong => {
+                    text.push_str("bad\ttoo-large\n");
+                    false
                 }
-            },
+            };
         }
-    }
+        ok
+    })?;
     out.flush()?;
     Ok(if all_ok {
         ExitCode::SUCCESS

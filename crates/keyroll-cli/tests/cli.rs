@@ -1,6 +1,14 @@
 //! The `keyroll` command line, run as a user runs it: names, flags, output
 //! lines and exit codes from CLI.md.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::too_many_arguments
+)] // test code
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

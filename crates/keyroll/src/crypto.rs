@@ -73,8 +73,8 @@ impl Tag {
     pub fn to_hex(&self) -> String {
         let mut s = String::with_capacity(self.len * 2);
         for b in self.as_bytes() {
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 15)]));
+            s.push(hex_digit(b >> 4));
+            s.push(hex_digit(b & 15));
         }
         s
     }
@@ -87,7 +87,9 @@ impl Tag {
     fn from_slice(s: &[u8]) -> Self {
         let mut bytes = [0u8; 64];
         let len = s.len().min(64);
-        bytes[..len].copy_from_slice(&s[..len]);
+        if let (Some(dst), Some(src)) = (bytes.get_mut(..len), s.get(..len)) {
+            dst.copy_from_slice(src);
+        }
         Self { bytes, len }
     }
 }
@@ -98,7 +100,10 @@ impl fmt::Debug for Tag {
     }
 }
 
-const HEX: [u8; 16] = *b"0123456789abcdef";
+/// The lower-case hex digit of `n & 15`.
+pub(crate) fn hex_digit(n: u8) -> char {
+    char::from_digit(u32::from(n & 15), 16).unwrap_or('0')
+}
 
 /// An HMAC keyed with a derived key `H(key_salt ‖ prefix ‖ secret)`, computed
 /// once and reused: the inner and outer hash states are precomputed.

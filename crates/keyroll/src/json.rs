@@ -24,6 +24,14 @@ pub fn python_json(value: &Value) -> Result<String, SignError> {
     Ok(out)
 }
 
+/// [`python_json`], appended to `out` (reuse one buffer over many values).
+///
+/// # Errors
+/// As [`python_json`]; `out` may then hold a partial value.
+pub fn python_json_into(value: &Value, out: &mut String) -> Result<(), SignError> {
+    write_value(value, out)
+}
+
 fn write_value(value: &Value, out: &mut String) -> Result<(), SignError> {
     match value {
         Value::Null => out.push_str("null"),
@@ -147,7 +155,6 @@ pub(crate) fn write_float(f: f64, out: &mut String) {
 }
 
 fn write_str(s: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
     for c in s.chars() {
         match c {
@@ -164,7 +171,7 @@ fn write_str(s: &str, out: &mut String) {
                 for u in c.encode_utf16(&mut units) {
                     out.push_str("\\u");
                     for shift in [12, 8, 4, 0] {
-                        out.push(char::from(HEX[usize::from((*u >> shift) & 15)]));
+                        out.push(crate::crypto::hex_digit(((*u >> shift) & 15) as u8));
                     }
                 }
             }

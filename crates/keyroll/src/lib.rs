@@ -67,7 +67,7 @@ pub use crypto::{salted_hmac, Algorithm, Tag};
 pub use encoding::{b36_decode, b36_encode, b62_decode, b62_encode, b64_decode, b64_encode};
 pub use env::{ring_from_env, EnvRingError};
 pub use error::{ConfigError, Limit, SignError, VerifyError};
-pub use json::{parse_json, python_json};
+pub use json::{parse_json, python_json, python_json_into};
 pub use limits::Limits;
 pub use object::{ObjectSigner, OBJECT_SALT};
 pub use reset::{PasswordResetTokens, ResetUser, DEFAULT_RESET_TIMEOUT, RESET_SALT};

@@ -86,10 +86,9 @@ impl KeyId {
         let mut h = Sha256::new();
         h.update(KEY_ID_LABEL);
         h.update(secret);
-        let d = h.finalize();
-        let mut id = [0u8; 4];
-        id.copy_from_slice(&d[..4]);
-        Self(id)
+        let d: [u8; 32] = h.finalize().into();
+        let [a, b, c, e, ..] = d;
+        Self([a, b, c, e])
     }
 
     /// Parses the 8-hex-digit form.

@@ -306,9 +306,7 @@ impl Signer {
                 max: self.limits.max_token_len(),
             });
         }
-        let at = token
-            .rfind(self.sep.as_str())
-            .ok_or(VerifyError::BadSignature)?;
+        let at = last_sep(token, &self.sep).ok_or(VerifyError::BadSignature)?;
         let value = token.get(..at).ok_or(VerifyError::BadSignature)?;
         let sig = token
             .get(at + self.sep.len()..)
@@ -361,6 +359,14 @@ impl Signer {
         let v = self.unsign_at(token, now)?;
         let stale = v.is_stale();
         Ok(v.map(|value| stale.then(|| self.sign(value))))
+    }
+}
+
+/// Start of the last occurrence of `sep` in `s` (Python's `rsplit(sep, 1)`).
+fn last_sep(s: &str, sep: &str) -> Option<usize> {
+    match sep.as_bytes() {
+        [b] => s.bytes().rposition(|c| c == *b),
+        _ => s.rfind(sep),
     }
 }
 
@@ -435,10 +441,8 @@ impl TimestampSigner {
         now: OffsetDateTime,
     ) -> Result<Verified<&'t str>, VerifyError> {
         let v = self.inner.unsign_at(token, now)?;
-        let at = v
-            .value
-            .rfind(self.inner.sep.as_str())
-            .ok_or(VerifyError::Malformed("no timestamp"))?;
+        let at =
+            last_sep(v.value, &self.inner.sep).ok_or(VerifyError::Malformed("no timestamp"))?;
         let value = v
             .value
             .get(..at)

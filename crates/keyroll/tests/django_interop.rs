@@ -8,6 +8,14 @@
 //! - keyroll → Django: keyroll signs tokens of every format (also re-signed
 //!   stale ones); `tests/django/check_tokens.py` verifies them with Django.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::too_many_arguments
+)] // test code
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
