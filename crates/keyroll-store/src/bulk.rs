@@ -1,0 +1,346 @@
+//! Census and bulk re-signing of a whole session table.
+//!
+//! Both walk the table in key order, in batches, with a cursor: memory stays
+//! flat however large the table. `resign` writes with compare-and-swap, so it
+//! never overwrites a row a user changed meanwhile, and it is idempotent:
+//! killed at any moment and run again, it finishes the job.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use keyroll::{
+    KeyId, KeyRing, Role, SessionAuthHash, SessionCodec, SessionData, Verified, SESSION_USER_HASH, SESSION_USER_ID,
+};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::store::{KeyRange, Store, StoreError, Swap};
+
+/// Options of a census or a re-sign.
+#[derive(Clone, Debug)]
+pub struct BulkOptions {
+    /// The session salt (Django's database sessions: `django.contrib.sessions.SessionStore`).
+    pub salt: String,
+    /// Rows per batch.
+    pub batch: usize,
+    /// Parallel workers, each on its own key range.
+    pub jobs: usize,
+    /// Count what would change, change nothing.
+    pub dry_run: bool,
+    /// Users table (`id`, `password`) for re-hashing `_auth_user_hash`; `None`: leave hashes alone.
+    pub users_table: Option<String>,
+}
+
+impl Default for BulkOptions {
+    fn default() -> Self {
+        Self {
+            salt: keyroll::DB_SESSION_SALT.to_owned(),
+            batch: 1000,
+            jobs: 1,
+            dry_run: false,
+            users_table: None,
+        }
+    }
+}
+
+/// What a census found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Live rows per key that verifies them, in ring order.
+    pub keys: Vec<(KeyId, Role, u64)>,
+    /// Live rows no key of the ring verifies.
+    pub unverifiable: u64,
+    /// Expired rows.
+    pub expired: u64,
+}
+
+impl Census {
+    /// True when no live row depends on `key` (it can be retired without logging anyone out).
+    pub fn safe_to_retire(&self, key: KeyId) -> bool {
+        self.keys.iter().all(|(id, _, rows)| *id != key || *rows == 0)
+    }
+}
+
+/// What a re-sign did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResignSummary {
+    /// Rows re-signed with the primary (or re-hashed, or both).
+    pub resigned: u64,
+    /// Rows already signed by the primary, with a current auth hash.
+    pub already_current: u64,
+    /// Live rows no key verifies (left untouched).
+    pub unverifiable: u64,
+    /// Expired rows (left untouched).
+    pub expired: u64,
+    /// Rows whose `_auth_user_hash` was re-made under the primary key.
+    pub auth_rehashed: u64,
+    /// Rows changed by someone else between read and write (left as they are).
+    pub conflicts: u64,
+}
+
+impl ResignSummary {
+    fn add(&mut self, o: &ResignSummary) {
+        self.resigned += o.resigned;
+        self.already_current += o.already_current;
+        self.unverifiable += o.unverifiable;
+        self.expired += o.expired;
+        self.auth_rehashed += o.auth_rehashed;
+        self.conflicts += o.conflicts;
+    }
+
+    /// The CLI's summary line.
+    pub fn line(&self) -> String {
+        format!(
+            "resigned {}, already-current {}, unverifiable {}, expired {}, auth-rehashed {}, conflicts {}",
+            self.resigned, self.already_current, self.unverifiable, self.expired, self.auth_rehashed, self.conflicts
+        )
+    }
+}
+
+/// A progress callback: called with the number of rows just processed.
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+fn no_progress() -> Progress {
+    Arc::new(|_| {})
+}
+
+/// Counts rows per verifying key, unverifiable and expired.
+///
+/// # Errors
+/// [`StoreError`] when the store fails.
+pub async fn census(
+    store: Arc<dyn Store>,
+    ring: &KeyRing,
+    opts: &BulkOptions,
+    now: OffsetDateTime,
+    progress: Option<Progress>,
+) -> Result<Census, StoreError> {
+    let codec = Arc::new(SessionCodec::with_salt(ring, &opts.salt, None));
+    let progress = progress.unwrap_or_else(no_progress);
+    let mut tasks = tokio::task::JoinSet::new();
+    for range in KeyRange::split(opts.jobs) {
+        let (store, codec, progress, batch) = (Arc::clone(&store), Arc::clone(&codec), Arc::clone(&progress), opts.batch.max(1));
+        tasks.spawn(async move {
+            let mut per_key: HashMap<KeyId, u64> = HashMap::new();
+            let (mut unverifiable, mut expired) = (0u64, 0u64);
+            let mut after: Option<String> = None;
+            loop {
+                let rows = store.scan(&range, after.as_deref(), batch).await?;
+                let Some(last) = rows.last() else { break };
+                after = Some(last.key.clone());
+                for r in &rows {
+                    if r.is_expired_at(now) {
+                        expired += 1;
+                        continue;
+                    }
+                    // Verification only: the payload is decoded too, so a row
+                    // that verifies but cannot load counts as unverifiable.
+                    match codec.decode_at(&r.data, now) {
+                        Ok(v) => *per_key.entry(v.key_id).or_default() += 1,
+                        Err(_) => unverifiable += 1,
+                    }
+                }
+                progress(rows.len() as u64);
+                if rows.len() < batch {
+                    break;
+                }
+            }
+            Ok::<_, StoreError>((per_key, unverifiable, expired))
+        });
+    }
+    let mut per_key: HashMap<KeyId, u64> = HashMap::new();
+    let mut census = Census::default();
+    while let Some(joined) = tasks.join_next().await {
+        let (k, u, e) = joined.map_err(|e| StoreError::backend("census", e))??;
+        for (id, n) in k {
+            *per_key.entry(id).or_default() += n;
+        }
+        census.unverifiable += u;
+        census.expired += e;
+    }
+    census.keys = ring
+        .keys()
+        .filter_map(|k| per_key.get(&k.id()).map(|n| (k.id(), k.role(), *n)))
+        .collect();
+    Ok(census)
+}
+
+/// Re-signs every live row verified by a non-primary key with the primary,
+/// keeping expiry and timestamps; with a users table, re-makes a stale
+/// `_auth_user_hash` — only when it verifies, under some ring key, with the
+/// user's current password hash (a session a password change invalidated stays invalid).
+///
+/// # Errors
+/// [`StoreError`] when the store fails; what was written before stays written
+/// (every row is its own compare-and-swap), and a rerun finishes the job.
+pub async fn resign(
+    store: Arc<dyn Store>,
+    ring: &KeyRing,
+    opts: &BulkOptions,
+    now: OffsetDateTime,
+    progress: Option<Progress>,
+) -> Result<ResignSummary, StoreError> {
+    let codec = Arc::new(SessionCodec::with_salt(ring, &opts.salt, None));
+    let auth = Arc::new(SessionAuthHash::new(ring));
+    let progress = progress.unwrap_or_else(no_progress);
+    let mut tasks = tokio::task::JoinSet::new();
+    for range in KeyRange::split(opts.jobs) {
+        let worker = Worker {
+            store: Arc::clone(&store),
+            codec: Arc::clone(&codec),
+            auth: Arc::clone(&auth),
+            opts: opts.clone(),
+            now,
+        };
+        let progress = Arc::clone(&progress);
+        tasks.spawn(async move { worker.run(range, progress).await });
+    }
+    let mut total = ResignSummary::default();
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined.map_err(|e| StoreError::backend("resign", e)).and_then(|r| r) {
+            Ok(s) => total.add(&s),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(total),
+    }
+}
+
+struct Worker {
+    store: Arc<dyn Store>,
+    codec: Arc<SessionCodec>,
+    auth: Arc<SessionAuthHash>,
+    opts: BulkOptions,
+    now: OffsetDateTime,
+}
+
+impl Worker {
+    async fn run(&self, range: KeyRange, progress: Progress) -> Result<ResignSummary, StoreError> {
+        let batch = self.opts.batch.max(1);
+        let mut summary = ResignSummary::default();
+        let mut after: Option<String> = None;
+        loop {
+            let rows = self.store.scan(&range, after.as_deref(), batch).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.key.clone());
+            // Verify and decode each live row once.
+            let decoded: Vec<Option<Result<Verified<SessionData>, ()>>> = rows
+                .iter()
+                .map(|r| (!r.is_expired_at(self.now)).then(|| self.codec.decode_at(&r.data, self.now).map_err(|_| ())))
+                .collect();
+            let passwords = match &self.opts.users_table {
+                Some(table) => {
+                    let ids: BTreeSet<String> = decoded
+                        .iter()
+                        .filter_map(|d| d.as_ref().and_then(|r| r.as_ref().ok()).and_then(|v| user_id(&v.value)))
+                        .collect();
+                    if ids.is_empty() {
+                        HashMap::new()
+                    } else {
+                        let ids: Vec<String> = ids.into_iter().collect();
+                        self.store.password_hashes(table, &ids).await?
+                    }
+                }
+                None => HashMap::new(),
+            };
+            let mut swaps = Vec::new();
+            let mut rehashed_in = Vec::new();
+            for (r, d) in rows.iter().zip(decoded) {
+                let plan = match d {
+                    None => {
+                        summary.expired += 1;
+                        continue;
+                    }
+                    Some(Err(())) => Plan::Unverifiable,
+                    Some(Ok(v)) => self.plan(&r.data, v, &passwords),
+                };
+                match plan {
+                    Plan::Unverifiable => summary.unverifiable += 1,
+                    Plan::Current => summary.already_current += 1,
+                    Plan::Rewrite { data, rehashed } => {
+                        rehashed_in.push(rehashed);
+                        swaps.push(Swap {
+                            key: r.key.clone(),
+                            expected: r.data.clone(),
+                            new: data,
+                        });
+                    }
+                }
+            }
+            if self.opts.dry_run {
+                summary.resigned += swaps.len() as u64;
+                summary.auth_rehashed += rehashed_in.iter().filter(|r| **r).count() as u64;
+            } else if !swaps.is_empty() {
+                let applied = self.store.compare_and_swap_many(&swaps).await?;
+                for (ok, rehashed) in applied.iter().zip(&rehashed_in) {
+                    if *ok {
+                        summary.resigned += 1;
+                        summary.auth_rehashed += u64::from(*rehashed);
+                    } else {
+                        summary.conflicts += 1;
+                    }
+                }
+            }
+            progress(rows.len() as u64);
+            if rows.len() < batch {
+                break;
+            }
+        }
+        Ok(summary)
+    }
+
+    fn plan(&self, data: &str, v: Verified<SessionData>, passwords: &HashMap<String, String>) -> Plan {
+        let mut map = v.value.clone();
+        let mut rehashed = false;
+        if self.opts.users_table.is_some() {
+            let hash = map.get(SESSION_USER_HASH).and_then(Value::as_str).map(str::to_owned);
+            if let (Some(id), Some(hash)) = (user_id(&map), hash) {
+                if let Some(password) = passwords.get(&id) {
+                    // Only a hash that verifies with the CURRENT password is upgraded.
+                    if let Ok(h) = self.auth.check_at(&hash, password, self.now) {
+                        if h.is_stale() {
+                            map.insert(SESSION_USER_HASH.to_owned(), Value::String(self.auth.make(password)));
+                            rehashed = true;
+                        }
+                    }
+                }
+            }
+        }
+        if rehashed {
+            let ts = v.timestamp.unwrap_or_else(|| self.now.unix_timestamp());
+            return match self.codec.object_signer().dumps_with_timestamp(&Value::Object(map), ts) {
+                Ok(data) => Plan::Rewrite { data, rehashed: true },
+                Err(_) => Plan::Unverifiable,
+            };
+        }
+        if !v.is_stale() {
+            return Plan::Current;
+        }
+        match self.codec.object_signer().timestamp_signer().resign_at(data, None, self.now) {
+            Ok(r) => match r.value {
+                Some(data) => Plan::Rewrite { data, rehashed: false },
+                None => Plan::Current,
+            },
+            Err(_) => Plan::Unverifiable,
+        }
+    }
+}
+
+enum Plan {
+    Unverifiable,
+    Current,
+    Rewrite { data: String, rehashed: bool },
+}
+
+fn user_id(map: &keyroll::SessionData) -> Option<String> {
+    match map.get(SESSION_USER_ID)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}

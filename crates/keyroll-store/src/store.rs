@@ -1,0 +1,273 @@
+//! Session records and the `Store` trait every backend implements.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use rand::Rng as _;
+use time::OffsetDateTime;
+
+/// Characters of a session key (Django's `VALID_KEY_CHARS`).
+pub const SESSION_KEY_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+/// Length of a new session key.
+pub const SESSION_KEY_LEN: usize = 32;
+/// Longest key a store column holds (`varchar(40)`).
+pub const MAX_SESSION_KEY_LEN: usize = 40;
+
+/// A new random session key: 32 characters of `[a-z0-9]` from the OS's CSPRNG.
+pub fn new_session_key() -> String {
+    let mut rng = rand::rngs::OsRng;
+    (0..SESSION_KEY_LEN)
+        .map(|_| {
+            let i = rng.gen_range(0..SESSION_KEY_CHARS.len());
+            char::from(SESSION_KEY_CHARS.get(i).copied().unwrap_or(b'a'))
+        })
+        .collect()
+}
+
+/// True for a key a store could hold: 8 to 40 characters of `[a-z0-9]`
+/// (Django refuses keys shorter than 8). Anything else is never looked up.
+pub fn is_valid_session_key(key: &str) -> bool {
+    (8..=MAX_SESSION_KEY_LEN).contains(&key.len()) && key.bytes().all(|b| SESSION_KEY_CHARS.contains(&b))
+}
+
+/// One stored session: its key, its signed data, and when it expires.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The session key (what the cookie holds).
+    pub key: String,
+    /// The signed session data (Django's `session_data`).
+    pub data: String,
+    /// When it stops being a session.
+    pub expires: OffsetDateTime,
+}
+
+impl SessionRecord {
+    /// True when the record is expired at `now` (Django: `expire_date > now` is live).
+    pub fn is_expired_at(&self, now: OffsetDateTime) -> bool {
+        self.expires <= now
+    }
+}
+
+impl fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The key is a bearer credential: show only a prefix.
+        let shown = self.key.get(..6).unwrap_or("");
+        f.debug_struct("SessionRecord")
+            .field("key", &format_args!("{shown}…"))
+            .field("data_len", &self.data.len())
+            .field("expires", &self.expires)
+            .finish()
+    }
+}
+
+/// A compare-and-swap of one row's data: applied only if the row still holds `expected`.
+#[derive(Clone, Debug)]
+pub struct Swap {
+    /// The session key.
+    pub key: String,
+    /// The data the row must still hold.
+    pub expected: String,
+    /// The data to write (the expiry is kept).
+    pub new: String,
+}
+
+/// A range of session keys, `start` inclusive, `end` exclusive; `None` is open.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyRange {
+    /// First key in the range.
+    pub start: Option<String>,
+    /// First key after the range.
+    pub end: Option<String>,
+}
+
+impl KeyRange {
+    /// Every key.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Splits the key space into `n` ranges by first character (for parallel workers).
+    pub fn split(n: usize) -> Vec<KeyRange> {
+        let n = n.clamp(1, SESSION_KEY_CHARS.len());
+        let mut sorted: Vec<u8> = SESSION_KEY_CHARS.to_vec();
+        sorted.sort_unstable();
+        let per = sorted.len().div_ceil(n);
+        let bounds: Vec<Option<String>> = (1..n)
+            .filter_map(|i| sorted.get(i * per).map(|c| Some(char::from(*c).to_string())))
+            .collect();
+        let mut out = Vec::with_capacity(n);
+        let mut start = None;
+        for b in bounds {
+            out.push(KeyRange {
+                start: start.clone(),
+                end: b.clone(),
+            });
+            start = b;
+        }
+        out.push(KeyRange { start, end: None });
+        out
+    }
+
+    /// True when `key` is in the range.
+    pub fn contains(&self, key: &str) -> bool {
+        self.start.as_deref().is_none_or(|s| key >= s) && self.end.as_deref().is_none_or(|e| key < e)
+    }
+}
+
+/// Why a store operation failed. Never holds session data or secrets.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend (database, server) failed or is unreachable.
+    #[error("{backend}: {message}")]
+    Backend {
+        /// `sqlite`, `postgres` or `redis`.
+        backend: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// The store URL is not one keyroll understands (only its scheme is kept:
+    /// a URL may hold a password).
+    #[error("unsupported store URL (scheme {0:?}): use sqlite://path, postgres://… or redis://…")]
+    BadUrl(String),
+    /// The store was built without the feature for this backend.
+    #[error("this keyroll was built without the {0} feature")]
+    FeatureMissing(&'static str),
+    /// The operation makes no sense for this backend.
+    #[error("{0}")]
+    Unsupported(&'static str),
+    /// A new unique session key could not be found (astronomically unlikely).
+    #[error("could not find an unused session key")]
+    KeyExhausted,
+    /// A table name that is not a plain SQL identifier.
+    #[error("invalid table name {0:?}: use letters, digits and underscores")]
+    BadTableName(String),
+}
+
+impl StoreError {
+    /// A backend error with a message.
+    pub fn backend(backend: &'static str, message: impl fmt::Display) -> Self {
+        StoreError::Backend {
+            backend,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// A session store. Backends: SQLite (default), PostgreSQL, Redis.
+///
+/// Expired records are never returned by [`Store::load`]; [`Store::scan`]
+/// returns them (census counts them) with their expiry.
+#[async_trait]
+pub trait Store: fmt::Debug + Send + Sync + 'static {
+    /// Which backend this is (`sqlite`, `postgres`, `redis`).
+    fn backend(&self) -> &'static str;
+
+    /// Creates the table and index if missing. Never called implicitly.
+    async fn ensure_schema(&self) -> Result<(), StoreError>;
+
+    /// The live record with this key, if any.
+    async fn load(&self, key: &str, now: OffsetDateTime) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Stores `data` under a fresh unique key and returns the key.
+    async fn create(&self, data: &str, expires: OffsetDateTime) -> Result<String, StoreError>;
+
+    /// Writes a record (insert or replace).
+    async fn save(&self, record: &SessionRecord) -> Result<(), StoreError>;
+
+    /// Deletes a record (no error when absent).
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Replaces the data of `key` with `new` only if it still holds `expected`;
+    /// keeps the expiry. True when the swap happened.
+    async fn compare_and_swap(&self, key: &str, expected: &str, new: &str) -> Result<bool, StoreError>;
+
+    /// Several swaps, each applied only if its row is unchanged; one transaction
+    /// where the backend has them. Returns, per swap, whether it happened.
+    async fn compare_and_swap_many(&self, swaps: &[Swap]) -> Result<Vec<bool>, StoreError> {
+        let mut out = Vec::with_capacity(swaps.len());
+        for s in swaps {
+            out.push(self.compare_and_swap(&s.key, &s.expected, &s.new).await?);
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` records of `range` with keys after `after`, in key order
+    /// (expired ones included).
+    async fn scan(&self, range: &KeyRange, after: Option<&str>, limit: usize) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Deletes expired records; returns how many.
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// The stored password hashes of these user ids, from a users table with
+    /// columns `id` and `password` (Django's `auth_user`). SQL stores only.
+    async fn password_hashes(&self, users_table: &str, ids: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        let _ = (users_table, ids);
+        Err(StoreError::Unsupported("this store has no users table"))
+    }
+}
+
+/// Checks a table name is a plain identifier (it is put into SQL text).
+pub fn check_table_name(name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && name.bytes().next().is_some_and(|b| !b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::BadTableName(name.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_32_lowercase_alphanumerics_and_unique() {
+        let a = new_session_key();
+        assert_eq!(a.len(), 32);
+        assert!(is_valid_session_key(&a));
+        assert_ne!(a, new_session_key());
+        for bad in ["", "short", "UPPERCASEKEY0000", "has space in it x", &"a".repeat(41), "abc;drop table"] {
+            assert!(!is_valid_session_key(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ranges_split_the_key_space() {
+        for n in [1, 2, 3, 4, 7, 36, 100] {
+            let ranges = KeyRange::split(n);
+            assert!(ranges.len() <= n.max(1));
+            for _ in 0..200 {
+                let k = new_session_key();
+                assert_eq!(ranges.iter().filter(|r| r.contains(&k)).count(), 1, "{n} {k}");
+            }
+            for c in SESSION_KEY_CHARS {
+                let k = format!("{}{}", char::from(*c), "0".repeat(31));
+                assert_eq!(ranges.iter().filter(|r| r.contains(&k)).count(), 1, "{n} {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn table_names() {
+        assert!(check_table_name("django_session").is_ok());
+        for bad in ["", "1abc", "a-b", "a;drop", "x y", "\"q\""] {
+            assert!(check_table_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_key_and_data() {
+        let r = SessionRecord {
+            key: "abcdefghijklmnopqrstuvwxyz012345".into(),
+            data: "secret-session-data".into(),
+            expires: OffsetDateTime::UNIX_EPOCH,
+        };
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("secret-session-data") && !shown.contains("ghijkl"), "{shown}");
+    }
+}
