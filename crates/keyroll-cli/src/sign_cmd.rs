@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::Args;
-use keyroll::{
-    python_json_into, Algorithm, KeyRing, ObjectSigner, Signer, SignerBuilder, TimestampSigner,
-};
+use keyroll::{Algorithm, KeyRing, ObjectSigner, Signer, SignerBuilder, TimestampSigner};
 use time::OffsetDateTime;
 
 use crate::batches::{self, BatchLine};
@@ -132,9 +130,11 @@ impl Codec {
             Codec::Timestamp(s) => s
                 .unsign_at(token, max_age, now)
                 .map(|v| (v.key_id, v.role, Shown::Text(v.value))),
-            Codec::Object(s) => s
-                .loads_at(token, max_age, now)
-                .map(|v| (v.key_id, v.role, Shown::Json(v.value))),
+            Codec::Object(s) => {
+                let mut json = String::with_capacity(token.len() * 2);
+                s.loads_canonical_into(token, max_age, now, &mut json)
+                    .map(|v| (v.key_id, v.role, Shown::Json(json)))
+            }
         };
         let start = out.len();
         match result {
@@ -145,7 +145,10 @@ impl Codec {
                         out.push_str(text);
                         true
                     }
-                    Shown::Json(value) => python_json_into(&value, out).is_ok(),
+                    Shown::Json(json) => {
+                        out.push_str(&json);
+                        true
+                    }
                 };
                 if written {
                     out.push('\n');
@@ -168,7 +171,7 @@ impl Codec {
 /// What a verified line shows as its value.
 enum Shown<'a> {
     Text(&'a str),
-    Json(serde_json::Value),
+    Json(String),
 }
 
 pub(crate) fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {

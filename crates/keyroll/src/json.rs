@@ -157,27 +157,32 @@ pub(crate) fn write_float(f: f64, out: &mut String) {
 fn write_str(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for u in c.encode_utf16(&mut units) {
-                    out.push_str("\\u");
-                    for shift in [12, 8, 4, 0] {
-                        out.push(crate::crypto::hex_digit(((*u >> shift) & 15) as u8));
-                    }
+        write_str_char(c, out);
+    }
+    out.push('"');
+}
+
+/// One character of a string, escaped as Python's `json.dumps` (ASCII only) does.
+pub(crate) fn write_str_char(c: char, out: &mut String) {
+    match c {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        ' '..='~' => out.push(c),
+        _ => {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str("\\u");
+                for shift in [12, 8, 4, 0] {
+                    out.push(crate::crypto::hex_digit(((*u >> shift) & 15) as u8));
                 }
             }
         }
     }
-    out.push('"');
 }
 
 /// Parses JSON bytes as Django's serializer does: the bytes are decoded as
@@ -207,7 +212,7 @@ pub fn parse_json(bytes: &[u8], max_depth: usize) -> Result<Value, VerifyError> 
 }
 
 /// Refuses nesting deeper than `max_depth` (strings are skipped correctly).
-fn check_depth(bytes: &[u8], max_depth: usize) -> Result<(), VerifyError> {
+pub(crate) fn check_depth(bytes: &[u8], max_depth: usize) -> Result<(), VerifyError> {
     let mut depth = 0usize;
     let mut in_str = false;
     let mut escaped = false;

@@ -44,6 +44,7 @@
 //! ```
 
 mod auth;
+mod canonical;
 mod cookie;
 mod crypto;
 mod encoding;

@@ -7,9 +7,10 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, 
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::canonical::{canonicalize, Stop};
 use crate::encoding::{b64_decode_django, b64_encode_into};
 use crate::error::{ConfigError, Limit, SignError, VerifyError};
-use crate::json::{parse_json, python_json};
+use crate::json::{parse_json, python_json, python_json_into};
 use crate::ring::KeyRing;
 use crate::signer::{SignerBuilder, TimestampSigner, Verified};
 
@@ -122,6 +123,55 @@ impl ObjectSigner {
         let depth = self.signer.signer().limits().max_json_depth();
         let value = parse_json(&v.value, depth)?;
         Ok(v.map(|_| value))
+    }
+
+    /// Like [`ObjectSigner::loads_at`], but writes the value's canonical JSON
+    /// (exactly `python_json` of the loaded value) into `out` without building
+    /// the value: the fast path for printing or checking tokens.
+    ///
+    /// # Errors
+    /// Any [`VerifyError`]; on error `out` is left as it was.
+    pub fn loads_canonical_into(
+        &self,
+        token: &str,
+        max_age: Option<Duration>,
+        now: OffsetDateTime,
+        out: &mut String,
+    ) -> Result<Verified<()>, VerifyError> {
+        let v = self.loads_json_at(token, max_age, now)?;
+        let depth = self.signer.signer().limits().max_json_depth();
+        let start = out.len();
+        match canonicalize(&v.value, depth, out) {
+            Ok(()) => {}
+            Err(Stop::Invalid(e)) => {
+                out.truncate(start);
+                return Err(e);
+            }
+            Err(Stop::DuplicateKey) => {
+                out.truncate(start);
+                let value = parse_json(&v.value, depth)?;
+                if python_json_into(&value, out).is_err() {
+                    out.truncate(start);
+                    return Err(VerifyError::Malformed("json"));
+                }
+            }
+        }
+        Ok(v.map(|_| ()))
+    }
+
+    /// Verifies and fully decodes a token (signature, age, base64, zlib,
+    /// JSON) without keeping the value: does it load?
+    ///
+    /// # Errors
+    /// Any [`VerifyError`].
+    pub fn check_at(
+        &self,
+        token: &str,
+        max_age: Option<Duration>,
+        now: OffsetDateTime,
+    ) -> Result<Verified<()>, VerifyError> {
+        let mut scratch = String::new();
+        self.loads_canonical_into(token, max_age, now, &mut scratch)
     }
 
     /// Like [`ObjectSigner::loads_at`] but returns the JSON bytes without parsing them.

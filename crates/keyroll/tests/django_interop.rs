@@ -175,7 +175,21 @@ fn keyroll_verdict(case: &Value) -> Result<(Value, usize), String> {
         "object" => {
             let compress = p.get("compress").and_then(Value::as_bool).unwrap_or(false);
             let signer = ObjectSigner::new(builder(p), compress, &ring).expect("signer");
-            let v = signer.loads_at(token, max_age(p), now).map_err(reason)?;
+            // The one-pass canonical path must agree with the value path exactly.
+            let mut canonical = String::new();
+            let fast = signer.loads_canonical_into(token, max_age(p), now, &mut canonical);
+            let slow = signer.loads_at(token, max_age(p), now);
+            match (&fast, &slow) {
+                (Ok(_), Ok(v)) => assert_eq!(
+                    canonical,
+                    python_json(&v.value).expect("json"),
+                    "{}",
+                    case["id"]
+                ),
+                (Err(a), Err(b)) => assert_eq!(a, b, "{}", case["id"]),
+                _ => panic!("{}: canonical {fast:?} vs value {slow:?}", case["id"]),
+            }
+            let v = slow.map_err(reason)?;
             Ok((norm(&v.value), index_of(v.key_id)))
         }
         "db_session" => {
