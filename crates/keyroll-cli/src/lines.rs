@@ -63,7 +63,7 @@ pub(crate) fn read_bounded_line<R: BufRead>(
 }
 
 fn memchr(hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', hay)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::Args;
-use keyroll::{Algorithm, KeyRing, ObjectSigner, Signer, SignerBuilder, TimestampSigner};
+use keyroll::{Algorithm, KeyId, KeyRing, ObjectSigner, Signer, SignerBuilder, TimestampSigner};
 use time::OffsetDateTime;
 
 use crate::batches::{self, BatchLine};
@@ -121,6 +121,7 @@ impl Codec {
         token: &str,
         max_age: Option<Duration>,
         now: OffsetDateTime,
+        prefixes: &[(KeyId, String)],
         out: &mut String,
     ) -> bool {
         let result = match self {
@@ -139,7 +140,12 @@ impl Codec {
         let start = out.len();
         match result {
             Ok((id, role, shown)) => {
-                let _ = write!(out, "ok\t{id}\t{role}\t");
+                match prefixes.iter().find(|p| p.0 == id) {
+                    Some((_, prefix)) => out.push_str(prefix),
+                    None => {
+                        let _ = write!(out, "ok\t{id}\t{role}\t");
+                    }
+                }
                 let written = match shown {
                     Shown::Text(text) => {
                         out.push_str(text);
@@ -224,13 +230,18 @@ pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let max_line = codec.max_token_len();
+    // "ok<TAB>KEY_ID<TAB>ROLE<TAB>" for each key, made once.
+    let prefixes: Vec<(KeyId, String)> = ring
+        .keys()
+        .map(|k| (k.id(), format!("ok\t{}\t{}\t", k.id(), k.role())))
+        .collect();
     let all_ok = batches::run(input, &mut out, jobs, max_line, |batch, text| {
         let now = OffsetDateTime::now_utc();
         let mut ok = true;
         for line in batch.lines() {
             ok &= match line {
                 BatchLine::Token(bytes) => match std::str::from_utf8(bytes) {
-                    Ok(token) => codec.verify_line(token, max_age, now, text),
+                    Ok(token) => codec.verify_line(token, max_age, now, &prefixes, text),
                     Err(_) => {
                         text.push_str("bad\tmalformed\n");
                         false

@@ -89,7 +89,7 @@ impl SessionAuthHash {
                 continue;
             }
             let hex = mac.tag(&[password_hash.as_bytes()]).to_hex();
-            if subtle::ConstantTimeEq::ct_eq(hex.as_bytes(), stored.as_bytes()).into() {
+            if crate::signer::ct_eq(hex.as_bytes(), stored.as_bytes()) {
                 return Ok(Verified {
                     value: (),
                     key_id: *id,

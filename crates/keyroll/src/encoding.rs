@@ -37,13 +37,10 @@ pub fn b64_decode(text: &[u8]) -> Option<Vec<u8>> {
 /// the URL-safe (`-_`) and standard (`+/`) alphabets are read, a complete pad
 /// sequence ends the data, and a dangling quantum is an error.
 pub(crate) fn b64_decode_django(text: &[u8]) -> Option<Vec<u8>> {
-    // Fast path: only alphabet characters, no padding: the strict engine agrees.
-    if text.len() % 4 != 1
-        && text
-            .iter()
-            .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-    {
-        return B64.decode(text).ok();
+    // Fast path: whatever the strict engine accepts (URL-safe alphabet only,
+    // well-placed padding) Python decodes to the same bytes.
+    if let Ok(bytes) = B64.decode(text) {
+        return Some(bytes);
     }
     let pad = (4 - text.len() % 4) % 4;
     let mut out = Vec::with_capacity(text.len() / 4 * 3 + 3);
@@ -115,6 +112,13 @@ pub fn b62_encode(n: i64) -> String {
 /// Parses base62 as Django's `b62_decode` does; `None` for a character outside
 /// the alphabet, an empty string, or a value that does not fit in an `i64`.
 pub fn b62_decode(s: &str) -> Option<i64> {
+    let (neg, magnitude) = b62_magnitude(s)?;
+    let m = i128::from(magnitude?);
+    i64::try_from(if neg { -m } else { m }).ok()
+}
+
+/// Sign and magnitude of a base62 number; the magnitude is `None` past `u64::MAX`.
+fn b62_magnitude(s: &str) -> Option<(bool, Option<u64>)> {
     let (neg, digits) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, s),
@@ -122,7 +126,7 @@ pub fn b62_decode(s: &str) -> Option<i64> {
     if s.is_empty() {
         return None;
     }
-    let mut v: i64 = 0;
+    let mut v: Option<u64> = Some(0);
     for c in digits.bytes() {
         let d = match c {
             b'0'..=b'9' => c - b'0',
@@ -130,33 +134,21 @@ pub fn b62_decode(s: &str) -> Option<i64> {
             b'a'..=b'z' => c - b'a' + 36,
             _ => return None,
         };
-        v = v.checked_mul(62)?.checked_add(i64::from(d))?;
+        v = v
+            .and_then(|v| v.checked_mul(62))
+            .and_then(|v| v.checked_add(u64::from(d)));
     }
-    Some(if neg { -v } else { v })
+    Some((neg, v))
 }
 
 /// Like [`b62_decode`], but a value too large for an `i64` saturates instead
 /// of failing (Python's integers are unbounded; such a timestamp is simply
 /// very far in the past or future).
 pub(crate) fn b62_decode_saturating(s: &str) -> Option<i64> {
-    let (neg, digits) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    if s.is_empty() {
-        return None;
-    }
-    let mut v: i64 = 0;
-    for c in digits.bytes() {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'A'..=b'Z' => c - b'A' + 10,
-            b'a'..=b'z' => c - b'a' + 36,
-            _ => return None,
-        };
-        v = v.saturating_mul(62).saturating_add(i64::from(d));
-    }
-    Some(if neg { -v } else { v })
+    let (neg, magnitude) = b62_magnitude(s)?;
+    let m = i128::from(magnitude.unwrap_or(u64::MAX));
+    let v = if neg { -m } else { m };
+    Some(i64::try_from(v).unwrap_or(if neg { i64::MIN } else { i64::MAX }))
 }
 
 /// Base36 (`0-9a-z`) of a non-negative integer.
@@ -209,7 +201,7 @@ mod tests {
         );
         assert_eq!(
             b62_decode_saturating("-zzzzzzzzzzzzzzzzzzzzzz"),
-            Some(-i64::MAX)
+            Some(i64::MIN)
         );
         assert_eq!(b62_decode_saturating("000A"), Some(10));
         assert_eq!(b62_decode_saturating("a!"), None);

@@ -222,7 +222,19 @@ impl ObjectSigner {
 }
 
 fn zlib_compress(data: &[u8]) -> Option<Vec<u8>> {
-    let mut c = Compress::new(Compression::default(), true);
+    thread_local! {
+        static DEFLATER: RefCell<Compress> = RefCell::new(Compress::new(Compression::default(), true));
+    }
+    DEFLATER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut c) => {
+            c.reset();
+            compress_with(&mut c, data)
+        }
+        Err(_) => compress_with(&mut Compress::new(Compression::default(), true), data),
+    })
+}
+
+fn compress_with(c: &mut Compress, data: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(data.len() / 2 + 64);
     loop {
         let before = c.total_in();

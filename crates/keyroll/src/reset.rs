@@ -118,7 +118,7 @@ impl PasswordResetTokens {
                 continue;
             }
             let want = token_with(mac, user, ts);
-            if subtle::ConstantTimeEq::ct_eq(want.as_bytes(), token.as_bytes()).into() {
+            if crate::signer::ct_eq(want.as_bytes(), token.as_bytes()) {
                 matched = Some((*id, *role));
                 break;
             }

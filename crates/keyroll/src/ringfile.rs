@@ -316,7 +316,7 @@ impl RingFile {
                     } else {
                         base.join(&file)
                     };
-                    let mut bytes = fs::read(&full)
+                    let mut bytes = read_secret_file(&full)
                         .map_err(|e| err(format!("secret_file {}: {e}", full.display())))?;
                     if bytes.last() == Some(&b'\n') {
                         bytes.pop();
@@ -686,6 +686,24 @@ impl RingFile {
         drop(lock);
         Ok(out)
     }
+}
+
+/// Largest secret file read: a secret is tens of bytes; anything this big is a mistake.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// Reads a secret file: a regular file of at most [`MAX_SECRET_FILE`] bytes.
+fn read_secret_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let f = fs::File::open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_SECRET_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SECRET_FILE {
+        return Err(std::io::Error::other("larger than 64 KiB; not a secret"));
+    }
+    Ok(bytes)
 }
 
 fn lock_path(path: &Path) -> PathBuf {
