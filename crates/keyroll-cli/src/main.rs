@@ -5,9 +5,11 @@
 //! badly or a check failed, 2 for usage or configuration errors.
 
 mod batches;
+mod demo;
 mod keys;
 mod lines;
 mod ring_cmd;
+mod sessions_cmd;
 mod sign_cmd;
 
 use std::path::PathBuf;
@@ -55,6 +57,19 @@ enum Command {
     Sign(sign_cmd::SignArgs),
     /// Verify one token per line of FILE (or stdin); print `ok` or `bad` per line.
     Verify(sign_cmd::VerifyArgs),
+    /// Count a session table's rows per key, unverifiable and expired.
+    ///
+    /// A fallback key with no rows left is safe to retire.
+    Census(sessions_cmd::CensusArgs),
+    /// Re-sign every live session a non-primary key verifies, with the primary.
+    ///
+    /// Keeps expiry and timestamps; leaves rows it cannot verify untouched;
+    /// safe to interrupt and rerun.
+    Resign(sessions_cmd::ResignArgs),
+    /// Delete expired sessions.
+    Purge(sessions_cmd::PurgeArgs),
+    /// The whole rotation story on an embedded SQLite file, with a report.
+    Demo(demo::DemoArgs),
 }
 
 /// Where keys come from, for commands that sign or verify.
@@ -79,6 +94,10 @@ fn main() -> ExitCode {
         Command::Ring(cmd) => ring_cmd::run(cmd),
         Command::Sign(args) => sign_cmd::sign(args),
         Command::Verify(args) => sign_cmd::verify(args),
+        Command::Census(args) => sessions_cmd::census(args),
+        Command::Resign(args) => sessions_cmd::resign(args),
+        Command::Purge(args) => sessions_cmd::purge(args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(code) => code,

@@ -9,7 +9,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use keyroll::{
-    KeyId, KeyRing, Role, SessionAuthHash, SessionCodec, SessionData, Verified, SESSION_USER_HASH, SESSION_USER_ID,
+    KeyId, KeyRing, Role, SessionAuthHash, SessionCodec, SessionData, Verified, SESSION_USER_HASH,
+    SESSION_USER_ID,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -27,8 +28,18 @@ pub struct BulkOptions {
     pub jobs: usize,
     /// Count what would change, change nothing.
     pub dry_run: bool,
-    /// Users table (`id`, `password`) for re-hashing `_auth_user_hash`; `None`: leave hashes alone.
-    pub users_table: Option<String>,
+    /// Where users' password hashes come from, for re-hashing
+    /// `_auth_user_hash`; `None`: leave hashes alone.
+    pub users: Option<Users>,
+}
+
+/// Where [`resign`] finds users' current password hashes.
+#[derive(Clone, Debug)]
+pub enum Users {
+    /// A table of the store with columns `id` and `password` (Django's `auth_user`).
+    Table(String),
+    /// A map from user id (as a string) to stored password hash.
+    Map(Arc<HashMap<String, String>>),
 }
 
 impl Default for BulkOptions {
@@ -38,7 +49,7 @@ impl Default for BulkOptions {
             batch: 1000,
             jobs: 1,
             dry_run: false,
-            users_table: None,
+            users: None,
         }
     }
 }
@@ -57,7 +68,9 @@ pub struct Census {
 impl Census {
     /// True when no live row depends on `key` (it can be retired without logging anyone out).
     pub fn safe_to_retire(&self, key: KeyId) -> bool {
-        self.keys.iter().all(|(id, _, rows)| *id != key || *rows == 0)
+        self.keys
+            .iter()
+            .all(|(id, _, rows)| *id != key || *rows == 0)
     }
 }
 
@@ -119,7 +132,12 @@ pub async fn census(
     let progress = progress.unwrap_or_else(no_progress);
     let mut tasks = tokio::task::JoinSet::new();
     for range in KeyRange::split(opts.jobs) {
-        let (store, codec, progress, batch) = (Arc::clone(&store), Arc::clone(&codec), Arc::clone(&progress), opts.batch.max(1));
+        let (store, codec, progress, batch) = (
+            Arc::clone(&store),
+            Arc::clone(&codec),
+            Arc::clone(&progress),
+            opts.batch.max(1),
+        );
         tasks.spawn(async move {
             let mut per_key: HashMap<KeyId, u64> = HashMap::new();
             let (mut unverifiable, mut expired) = (0u64, 0u64);
@@ -198,7 +216,10 @@ pub async fn resign(
     let mut total = ResignSummary::default();
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
-        match joined.map_err(|e| StoreError::backend("resign", e)).and_then(|r| r) {
+        match joined
+            .map_err(|e| StoreError::backend("resign", e))
+            .and_then(|r| r)
+        {
             Ok(s) => total.add(&s),
             Err(e) => {
                 first_error.get_or_insert(e);
@@ -231,22 +252,35 @@ impl Worker {
             // Verify and decode each live row once.
             let decoded: Vec<Option<Result<Verified<SessionData>, ()>>> = rows
                 .iter()
-                .map(|r| (!r.is_expired_at(self.now)).then(|| self.codec.decode_at(&r.data, self.now).map_err(|_| ())))
+                .map(|r| {
+                    (!r.is_expired_at(self.now))
+                        .then(|| self.codec.decode_at(&r.data, self.now).map_err(|_| ()))
+                })
                 .collect();
-            let passwords = match &self.opts.users_table {
-                Some(table) => {
+            let fetched: HashMap<String, String>;
+            let passwords: &HashMap<String, String> = match &self.opts.users {
+                Some(Users::Map(map)) => map,
+                Some(Users::Table(table)) => {
                     let ids: BTreeSet<String> = decoded
                         .iter()
-                        .filter_map(|d| d.as_ref().and_then(|r| r.as_ref().ok()).and_then(|v| user_id(&v.value)))
+                        .filter_map(|d| {
+                            d.as_ref()
+                                .and_then(|r| r.as_ref().ok())
+                                .and_then(|v| user_id(&v.value))
+                        })
                         .collect();
-                    if ids.is_empty() {
+                    fetched = if ids.is_empty() {
                         HashMap::new()
                     } else {
                         let ids: Vec<String> = ids.into_iter().collect();
                         self.store.password_hashes(table, &ids).await?
-                    }
+                    };
+                    &fetched
                 }
-                None => HashMap::new(),
+                None => {
+                    fetched = HashMap::new();
+                    &fetched
+                }
             };
             let mut swaps = Vec::new();
             let mut rehashed_in = Vec::new();
@@ -257,7 +291,7 @@ impl Worker {
                         continue;
                     }
                     Some(Err(())) => Plan::Unverifiable,
-                    Some(Ok(v)) => self.plan(&r.data, v, &passwords),
+                    Some(Ok(v)) => self.plan(&r.data, v, passwords),
                 };
                 match plan {
                     Plan::Unverifiable => summary.unverifiable += 1,
@@ -294,17 +328,28 @@ impl Worker {
         Ok(summary)
     }
 
-    fn plan(&self, data: &str, v: Verified<SessionData>, passwords: &HashMap<String, String>) -> Plan {
+    fn plan(
+        &self,
+        data: &str,
+        v: Verified<SessionData>,
+        passwords: &HashMap<String, String>,
+    ) -> Plan {
         let mut map = v.value.clone();
         let mut rehashed = false;
-        if self.opts.users_table.is_some() {
-            let hash = map.get(SESSION_USER_HASH).and_then(Value::as_str).map(str::to_owned);
+        if self.opts.users.is_some() {
+            let hash = map
+                .get(SESSION_USER_HASH)
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             if let (Some(id), Some(hash)) = (user_id(&map), hash) {
                 if let Some(password) = passwords.get(&id) {
                     // Only a hash that verifies with the CURRENT password is upgraded.
                     if let Ok(h) = self.auth.check_at(&hash, password, self.now) {
                         if h.is_stale() {
-                            map.insert(SESSION_USER_HASH.to_owned(), Value::String(self.auth.make(password)));
+                            map.insert(
+                                SESSION_USER_HASH.to_owned(),
+                                Value::String(self.auth.make(password)),
+                            );
                             rehashed = true;
                         }
                     }
@@ -313,17 +358,32 @@ impl Worker {
         }
         if rehashed {
             let ts = v.timestamp.unwrap_or_else(|| self.now.unix_timestamp());
-            return match self.codec.object_signer().dumps_with_timestamp(&Value::Object(map), ts) {
-                Ok(data) => Plan::Rewrite { data, rehashed: true },
+            return match self
+                .codec
+                .object_signer()
+                .dumps_with_timestamp(&Value::Object(map), ts)
+            {
+                Ok(data) => Plan::Rewrite {
+                    data,
+                    rehashed: true,
+                },
                 Err(_) => Plan::Unverifiable,
             };
         }
         if !v.is_stale() {
             return Plan::Current;
         }
-        match self.codec.object_signer().timestamp_signer().resign_at(data, None, self.now) {
+        match self
+            .codec
+            .object_signer()
+            .timestamp_signer()
+            .resign_at(data, None, self.now)
+        {
             Ok(r) => match r.value {
-                Some(data) => Plan::Rewrite { data, rehashed: false },
+                Some(data) => Plan::Rewrite {
+                    data,
+                    rehashed: false,
+                },
                 None => Plan::Current,
             },
             Err(_) => Plan::Unverifiable,

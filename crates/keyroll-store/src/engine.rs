@@ -142,7 +142,11 @@ impl SessionEngine {
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
-    pub async fn load(&self, key: &str, now: OffsetDateTime) -> Result<Option<LoadedSession>, StoreError> {
+    pub async fn load(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<LoadedSession>, StoreError> {
         if !is_valid_session_key(key) {
             return Ok(None);
         }
@@ -161,11 +165,27 @@ impl SessionEngine {
             self.stats.count(verified.role);
             let (data, fresh) = verified.value;
             let Some(fresh) = fresh else {
-                return Ok(Some(loaded(record, data, verified.key_id, verified.role, false)));
+                return Ok(Some(loaded(
+                    record,
+                    data,
+                    verified.key_id,
+                    verified.role,
+                    false,
+                )));
             };
-            if self.store.compare_and_swap(key, &record.data, &fresh).await? {
+            if self
+                .store
+                .compare_and_swap(key, &record.data, &fresh)
+                .await?
+            {
                 self.stats.resigned.fetch_add(1, Ordering::Relaxed);
-                return Ok(Some(loaded(record, data, verified.key_id, verified.role, true)));
+                return Ok(Some(loaded(
+                    record,
+                    data,
+                    verified.key_id,
+                    verified.role,
+                    true,
+                )));
             }
             // Someone wrote the row since we read it: read it again; their data wins.
             self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
@@ -185,14 +205,22 @@ impl SessionEngine {
 
     fn unverifiable(&self, e: &VerifyError) {
         self.stats.unverifiable.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(reason = e.reason(), "session data did not verify; treated as no session");
+        tracing::warn!(
+            reason = e.reason(),
+            "session data did not verify; treated as no session"
+        );
     }
 
     /// Creates a session with `data`, signed by the primary; returns its key.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails or the data cannot be encoded.
-    pub async fn create(&self, data: &SessionData, expires: OffsetDateTime, now: OffsetDateTime) -> Result<String, StoreError> {
+    pub async fn create(
+        &self,
+        data: &SessionData,
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<String, StoreError> {
         let encoded = self.encode(data, now)?;
         self.store.create(&encoded, expires).await
     }
@@ -201,7 +229,13 @@ impl SessionEngine {
     ///
     /// # Errors
     /// [`StoreError`] when the store fails or the data cannot be encoded.
-    pub async fn save(&self, key: &str, data: &SessionData, expires: OffsetDateTime, now: OffsetDateTime) -> Result<(), StoreError> {
+    pub async fn save(
+        &self,
+        key: &str,
+        data: &SessionData,
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         let encoded = self.encode(data, now)?;
         self.store
             .save(&SessionRecord {
@@ -227,7 +261,13 @@ impl SessionEngine {
     }
 }
 
-fn loaded(record: SessionRecord, data: SessionData, key_id: KeyId, role: Role, resigned: bool) -> LoadedSession {
+fn loaded(
+    record: SessionRecord,
+    data: SessionData,
+    key_id: KeyId,
+    role: Role,
+    resigned: bool,
+) -> LoadedSession {
     LoadedSession {
         key: record.key,
         data,

@@ -52,11 +52,11 @@ mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub use bulk::{census, resign, BulkOptions, Census, Progress, ResignSummary};
+pub use bulk::{census, resign, BulkOptions, Census, Progress, ResignSummary, Users};
 pub use engine::{LoadedSession, SessionEngine, StatsSnapshot};
 pub use store::{
-    check_table_name, is_valid_session_key, new_session_key, KeyRange, SessionRecord, Store, StoreError, Swap,
-    MAX_SESSION_KEY_LEN, SESSION_KEY_CHARS, SESSION_KEY_LEN,
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, SessionRecord, Store,
+    StoreError, Swap, MAX_SESSION_KEY_LEN, SESSION_KEY_CHARS, SESSION_KEY_LEN,
 };
 pub use url::{open_store, StoreOptions, DEFAULT_REDIS_PREFIX, DEFAULT_TABLE, DJANGO_TABLE};
 

@@ -28,7 +28,8 @@ pub fn new_session_key() -> String {
 /// True for a key a store could hold: 8 to 40 characters of `[a-z0-9]`
 /// (Django refuses keys shorter than 8). Anything else is never looked up.
 pub fn is_valid_session_key(key: &str) -> bool {
-    (8..=MAX_SESSION_KEY_LEN).contains(&key.len()) && key.bytes().all(|b| SESSION_KEY_CHARS.contains(&b))
+    (8..=MAX_SESSION_KEY_LEN).contains(&key.len())
+        && key.bytes().all(|b| SESSION_KEY_CHARS.contains(&b))
 }
 
 /// One stored session: its key, its signed data, and when it expires.
@@ -94,7 +95,11 @@ impl KeyRange {
         sorted.sort_unstable();
         let per = sorted.len().div_ceil(n);
         let bounds: Vec<Option<String>> = (1..n)
-            .filter_map(|i| sorted.get(i * per).map(|c| Some(char::from(*c).to_string())))
+            .filter_map(|i| {
+                sorted
+                    .get(i * per)
+                    .map(|c| Some(char::from(*c).to_string()))
+            })
             .collect();
         let mut out = Vec::with_capacity(n);
         let mut start = None;
@@ -111,7 +116,8 @@ impl KeyRange {
 
     /// True when `key` is in the range.
     pub fn contains(&self, key: &str) -> bool {
-        self.start.as_deref().is_none_or(|s| key >= s) && self.end.as_deref().is_none_or(|e| key < e)
+        self.start.as_deref().is_none_or(|s| key >= s)
+            && self.end.as_deref().is_none_or(|e| key < e)
     }
 }
 
@@ -168,7 +174,11 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
     async fn ensure_schema(&self) -> Result<(), StoreError>;
 
     /// The live record with this key, if any.
-    async fn load(&self, key: &str, now: OffsetDateTime) -> Result<Option<SessionRecord>, StoreError>;
+    async fn load(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionRecord>, StoreError>;
 
     /// Stores `data` under a fresh unique key and returns the key.
     async fn create(&self, data: &str, expires: OffsetDateTime) -> Result<String, StoreError>;
@@ -181,7 +191,12 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
 
     /// Replaces the data of `key` with `new` only if it still holds `expected`;
     /// keeps the expiry. True when the swap happened.
-    async fn compare_and_swap(&self, key: &str, expected: &str, new: &str) -> Result<bool, StoreError>;
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &str,
+        new: &str,
+    ) -> Result<bool, StoreError>;
 
     /// Several swaps, each applied only if its row is unchanged; one transaction
     /// where the backend has them. Returns, per swap, whether it happened.
@@ -195,14 +210,23 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
 
     /// Up to `limit` records of `range` with keys after `after`, in key order
     /// (expired ones included).
-    async fn scan(&self, range: &KeyRange, after: Option<&str>, limit: usize) -> Result<Vec<SessionRecord>, StoreError>;
+    async fn scan(
+        &self,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
 
     /// Deletes expired records; returns how many.
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// The stored password hashes of these user ids, from a users table with
     /// columns `id` and `password` (Django's `auth_user`). SQL stores only.
-    async fn password_hashes(&self, users_table: &str, ids: &[String]) -> Result<HashMap<String, String>, StoreError> {
+    async fn password_hashes(
+        &self,
+        users_table: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
         let _ = (users_table, ids);
         Err(StoreError::Unsupported("this store has no users table"))
     }
@@ -231,7 +255,14 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(is_valid_session_key(&a));
         assert_ne!(a, new_session_key());
-        for bad in ["", "short", "UPPERCASEKEY0000", "has space in it x", &"a".repeat(41), "abc;drop table"] {
+        for bad in [
+            "",
+            "short",
+            "UPPERCASEKEY0000",
+            "has space in it x",
+            &"a".repeat(41),
+            "abc;drop table",
+        ] {
             assert!(!is_valid_session_key(bad), "{bad}");
         }
     }
@@ -243,11 +274,19 @@ mod tests {
             assert!(ranges.len() <= n.max(1));
             for _ in 0..200 {
                 let k = new_session_key();
-                assert_eq!(ranges.iter().filter(|r| r.contains(&k)).count(), 1, "{n} {k}");
+                assert_eq!(
+                    ranges.iter().filter(|r| r.contains(&k)).count(),
+                    1,
+                    "{n} {k}"
+                );
             }
             for c in SESSION_KEY_CHARS {
                 let k = format!("{}{}", char::from(*c), "0".repeat(31));
-                assert_eq!(ranges.iter().filter(|r| r.contains(&k)).count(), 1, "{n} {k}");
+                assert_eq!(
+                    ranges.iter().filter(|r| r.contains(&k)).count(),
+                    1,
+                    "{n} {k}"
+                );
             }
         }
     }
@@ -268,6 +307,9 @@ mod tests {
             expires: OffsetDateTime::UNIX_EPOCH,
         };
         let shown = format!("{r:?}");
-        assert!(!shown.contains("secret-session-data") && !shown.contains("ghijkl"), "{shown}");
+        assert!(
+            !shown.contains("secret-session-data") && !shown.contains("ghijkl"),
+            "{shown}"
+        );
     }
 }

@@ -54,7 +54,8 @@ pub async fn open_store(url: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]
         {
-            let store = crate::postgres::PostgresStore::connect(url, &opts.table, opts.pool_size).await?;
+            let store =
+                crate::postgres::PostgresStore::connect(url, &opts.table, opts.pool_size).await?;
             return Ok(Arc::new(store));
         }
         #[cfg(not(feature = "postgres"))]
