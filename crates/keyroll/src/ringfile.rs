@@ -694,6 +694,10 @@ const MAX_SECRET_FILE: u64 = 64 * 1024;
 /// Reads a secret file: a regular file of at most [`MAX_SECRET_FILE`] bytes.
 fn read_secret_file(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
+    // Check before opening: opening a FIFO with no writer would block forever.
+    if !fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
     let f = fs::File::open(path)?;
     if !f.metadata()?.is_file() {
         return Err(std::io::Error::other("not a regular file"));
