@@ -1,0 +1,232 @@
+//! Session cookie settings, secure by default.
+
+use std::time::Duration;
+
+pub use cookie::SameSite;
+
+/// Longest session cookie value read or written (browsers keep about 4 KiB per cookie).
+pub const DEFAULT_MAX_COOKIE_LEN: usize = 4096;
+
+/// How the session cookie is named and scoped, and when sessions are saved.
+///
+/// Defaults follow Django (`sessionid`, path `/`, two weeks) with secure
+/// attributes: `HttpOnly`, `SameSite=Lax` and `Secure`. `Secure` is dropped
+/// only by [`SessionConfig::insecure_http`], for plain-HTTP development.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    pub(crate) cookie_name: String,
+    pub(crate) path: String,
+    pub(crate) domain: Option<String>,
+    pub(crate) http_only: bool,
+    pub(crate) same_site: SameSite,
+    pub(crate) secure: bool,
+    pub(crate) max_age: Duration,
+    pub(crate) save_every_request: bool,
+    pub(crate) max_cookie_len: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            cookie_name: "sessionid".into(),
+            path: "/".into(),
+            domain: None,
+            http_only: true,
+            same_site: SameSite::Lax,
+            secure: true,
+            max_age: keyroll::DEFAULT_SESSION_COOKIE_AGE,
+            save_every_request: false,
+            max_cookie_len: DEFAULT_MAX_COOKIE_LEN,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The cookie's name (`sessionid`).
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// The cookie's path (`/`).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// The cookie's domain (none: this host only).
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// `HttpOnly` (on).
+    pub fn http_only(mut self, on: bool) -> Self {
+        self.http_only = on;
+        self
+    }
+
+    /// `SameSite` (`Lax`).
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// Drops the `Secure` attribute so the cookie also travels over plain
+    /// HTTP. Only for development and tests on loopback.
+    pub fn insecure_http(mut self) -> Self {
+        self.secure = false;
+        self
+    }
+
+    /// How long a session lives (Django's `SESSION_COOKIE_AGE`, two weeks);
+    /// in signed-cookie mode also the age limit of the signature.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Save (and refresh the expiry of) every non-empty session on every
+    /// response, not just modified ones (Django's `SESSION_SAVE_EVERY_REQUEST`).
+    pub fn save_every_request(mut self, on: bool) -> Self {
+        self.save_every_request = on;
+        self
+    }
+
+    /// Longest cookie value read or written ([`DEFAULT_MAX_COOKIE_LEN`]).
+    /// A longer incoming cookie is ignored (a fresh session); a longer
+    /// signed-cookie session is refused with an error.
+    pub fn max_cookie_len(mut self, len: usize) -> Self {
+        self.max_cookie_len = len;
+        self
+    }
+
+    /// A `Set-Cookie` value for `value` with these attributes and the given lifetime.
+    pub(crate) fn set_cookie(
+        &self,
+        value: String,
+        max_age: time::Duration,
+        expires: time::OffsetDateTime,
+    ) -> String {
+        let mut c = cookie::Cookie::build((self.cookie_name.clone(), value))
+            .path(self.path.clone())
+            .http_only(self.http_only)
+            .same_site(self.same_site)
+            .secure(self.secure)
+            .max_age(max_age)
+            .expires(expires);
+        if let Some(d) = &self.domain {
+            c = c.domain(d.clone());
+        }
+        c.build().to_string()
+    }
+
+    /// A `Set-Cookie` value that removes the cookie.
+    pub(crate) fn delete_cookie(&self) -> String {
+        self.set_cookie(
+            String::new(),
+            time::Duration::ZERO,
+            time::OffsetDateTime::UNIX_EPOCH,
+        )
+    }
+}
+
+/// Upper bound on the Cookie header bytes scanned for one cookie.
+const MAX_COOKIE_HEADER_SCAN: usize = 64 * 1024;
+
+/// The first cookie called `name` in the request's Cookie headers, if its
+/// value is at most `max_len` bytes. Later duplicates are ignored; an
+/// over-long value counts as no cookie.
+pub(crate) fn find_cookie(headers: &http::HeaderMap, name: &str, max_len: usize) -> Option<String> {
+    let mut scanned = 0usize;
+    for header in headers.get_all(http::header::COOKIE) {
+        let bytes = header.as_bytes();
+        scanned = scanned.saturating_add(bytes.len());
+        if scanned > MAX_COOKIE_HEADER_SCAN {
+            return None;
+        }
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            continue;
+        };
+        for pair in text.split(';') {
+            let Some((k, v)) = pair.split_once('=') else {
+                continue;
+            };
+            if k.trim() != name {
+                continue;
+            }
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v);
+            if v.is_empty() || v.len() > max_len {
+                return None;
+            }
+            return Some(v.to_owned());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for v in values {
+            h.append(http::header::COOKIE, v.parse().expect("header"));
+        }
+        h
+    }
+
+    #[test]
+    fn first_of_duplicates_wins_and_lengths_are_bounded() {
+        let h = headers(&["a=1; sessionid=first; sessionid=second", "sessionid=third"]);
+        assert_eq!(find_cookie(&h, "sessionid", 100).as_deref(), Some("first"));
+        let h = headers(&["sessionid=\"quoted\""]);
+        assert_eq!(find_cookie(&h, "sessionid", 100).as_deref(), Some("quoted"));
+        let long = format!("sessionid={}", "x".repeat(200));
+        assert_eq!(find_cookie(&headers(&[&long]), "sessionid", 100), None);
+        let huge = format!("junk={}; sessionid=abc", "y".repeat(70_000));
+        assert_eq!(find_cookie(&headers(&[&huge]), "sessionid", 100), None);
+        assert_eq!(
+            find_cookie(&headers(&["sessionidx=1"]), "sessionid", 100),
+            None
+        );
+    }
+
+    #[test]
+    fn defaults_are_secure() {
+        let c = SessionConfig::default();
+        let s = c.set_cookie(
+            "v".into(),
+            time::Duration::seconds(5),
+            time::OffsetDateTime::UNIX_EPOCH,
+        );
+        for want in [
+            "sessionid=v",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Secure",
+            "Path=/",
+            "Max-Age=5",
+        ] {
+            assert!(s.contains(want), "{s}");
+        }
+        assert!(!c
+            .insecure_http()
+            .set_cookie(
+                "v".into(),
+                time::Duration::ZERO,
+                time::OffsetDateTime::UNIX_EPOCH
+            )
+            .contains("Secure"));
+    }
+}

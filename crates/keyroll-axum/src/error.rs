@@ -1,0 +1,62 @@
+//! What can go wrong with a session.
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use keyroll::SignError;
+use keyroll_store::StoreError;
+
+/// Why a session could not be loaded, changed or saved.
+///
+/// As a response it is a `500` with a short plain-text explanation; the
+/// details (which may name a database host) go to the log only.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The session store failed.
+    #[error("session store failed: {0}")]
+    Store(#[from] StoreError),
+    /// The session data could not be signed.
+    #[error("session data cannot be signed: {0}")]
+    Sign(#[from] SignError),
+    /// A value could not be converted to or from JSON.
+    #[error("session value conversion failed: {0}")]
+    Value(#[from] serde_json::Error),
+    /// A signed-cookie session grew past what a browser keeps.
+    #[error("the signed session cookie would be {len} bytes; the limit is {max}")]
+    CookieTooLarge {
+        /// Its length.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// The handler asked for a session but no `SessionLayer` wraps the route.
+    #[error("no SessionLayer is installed on this route")]
+    MissingLayer,
+}
+
+impl SessionError {
+    /// The text shown to the client.
+    fn public_message(&self) -> &'static str {
+        match self {
+            SessionError::Store(_) => {
+                "500 Internal Server Error: the session store is unavailable; nothing was saved. Please try again."
+            }
+            SessionError::CookieTooLarge { .. } => {
+                "500 Internal Server Error: the session is too large to keep in a cookie; nothing was saved."
+            }
+            SessionError::Sign(_) | SessionError::Value(_) => {
+                "500 Internal Server Error: the session data could not be handled; nothing was saved."
+            }
+            SessionError::MissingLayer => {
+                "500 Internal Server Error: sessions are not configured for this page."
+            }
+        }
+    }
+}
+
+impl IntoResponse for SessionError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self, "session error");
+        (StatusCode::INTERNAL_SERVER_ERROR, self.public_message()).into_response()
+    }
+}

@@ -1,0 +1,61 @@
+//! # keyroll-axum
+//!
+//! Sessions, login and signed cookies for axum that survive a rotation of
+//! the signing key: nobody is logged out when a new key is staged, promoted,
+//! or the old one retired.
+//!
+//! - [`RingHandle`]: the running [`keyroll::KeyRing`], swapped atomically on
+//!   [`RingHandle::reload`], [`RingHandle::reload_from_file`] or by
+//!   [`RingHandle::watch_file`].
+//! - [`SessionLayer`] + [`Session`]: lazy sessions in two modes, server-side
+//!   (a [`keyroll_store::Store`] through a [`keyroll_store::SessionEngine`],
+//!   re-signing stale rows on read) and Django's signed-cookie sessions
+//!   (stale cookies re-issued under the primary with their original
+//!   timestamp). Secure cookie defaults ([`SessionConfig`]).
+//! - [`login`], [`logout`], [`current_user`], [`update_session_auth_hash`]:
+//!   Django's `_auth_user_*` keys and session auth hash, with the upgrade
+//!   rule (stale hash → new session key and hash; no match → logged out).
+//! - [`ResetTokens`] and [`SignedCookies`]: Django's password-reset tokens
+//!   and signed cookies under the same ring.
+//! - [`metrics`]: rotation counters through the `metrics` facade.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::{routing::get, Router};
+//! use keyroll::{KeyRing, Secret};
+//! use keyroll_axum::{RingHandle, Session, SessionLayer, SessionError};
+//! use keyroll_store::{open_store, SessionEngine, StoreOptions};
+//!
+//! async fn visits(session: Session) -> Result<String, SessionError> {
+//!     let n: u64 = session.get("visits").await?.unwrap_or(0) + 1;
+//!     session.insert("visits", n).await?;
+//!     Ok(format!("visit number {n}"))
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let ring = RingHandle::new(KeyRing::new(Secret::from("a-long-random-secret-from-a-ring-file")));
+//! let store = open_store("sqlite://sessions.db", &StoreOptions::default()).await?;
+//! store.ensure_schema().await?;
+//! let engine = Arc::new(SessionEngine::new(store, &ring.current()));
+//! let app = Router::new()
+//!     .route("/", get(visits))
+//!     .layer(SessionLayer::server(engine, ring.clone()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod config;
+mod error;
+pub mod metrics;
+mod ring;
+mod session;
+mod tokens;
+
+pub use auth::{current_user, login, logout, update_session_auth_hash, UserLoader};
+pub use config::{SameSite, SessionConfig, DEFAULT_MAX_COOKIE_LEN};
+pub use error::SessionError;
+pub use ring::RingHandle;
+pub use session::{Session, SessionLayer, SessionService};
+pub use tokens::{ResetTokens, SignedCookies, SignedValue};

@@ -1,0 +1,200 @@
+//! The running key ring: shared, swapped atomically, reloaded from its file.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use keyroll::ringfile::{OpenOptions, RingFile, RingFileError};
+use keyroll::{KeyRing, PasswordResetTokens, SessionAuthHash};
+use keyroll_store::SessionEngine;
+
+/// What is derived from one ring, prepared once per reload (key derivation
+/// is not free, so it never happens per request).
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) ring: Arc<KeyRing>,
+    pub(crate) auth: SessionAuthHash,
+    pub(crate) reset: PasswordResetTokens,
+}
+
+impl Prepared {
+    fn new(ring: KeyRing) -> Self {
+        Self {
+            auth: SessionAuthHash::new(&ring),
+            reset: PasswordResetTokens::new(&ring),
+            ring: Arc::new(ring),
+        }
+    }
+}
+
+type Subscriber = Box<dyn Fn(&KeyRing) + Send + Sync>;
+
+struct Inner {
+    current: ArcSwap<Prepared>,
+    subscribers: Mutex<Vec<Subscriber>>,
+}
+
+/// The key ring a running service signs and verifies with. Cheap to clone
+/// (all clones share one ring); [`RingHandle::reload`] swaps it atomically for
+/// every request that starts afterwards, and tells every subscriber (session
+/// engines, signed-cookie codecs) so they switch too.
+///
+/// ```
+/// use keyroll::{KeyRing, Secret, Role};
+/// use keyroll_axum::RingHandle;
+/// let ring = RingHandle::new(KeyRing::new(Secret::from("a-first-secret-of-some-length")));
+/// let old = ring.current().primary().id();
+/// ring.reload(
+///     KeyRing::new(Secret::from("a-second-secret-of-some-length"))
+///         .with_fallback(Secret::from("a-first-secret-of-some-length"), None)
+///         .expect("ring"),
+/// );
+/// assert_eq!(ring.current().get(old).map(|k| k.role()), Some(Role::Fallback));
+/// ```
+#[derive(Clone)]
+pub struct RingHandle {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for RingHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ring = self.current();
+        let keys: Vec<String> = ring
+            .keys()
+            .map(|k| format!("{}:{}", k.id(), k.role()))
+            .collect();
+        f.debug_struct("RingHandle").field("keys", &keys).finish()
+    }
+}
+
+impl RingHandle {
+    /// A handle over `ring`.
+    pub fn new(ring: KeyRing) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                current: ArcSwap::from_pointee(Prepared::new(ring)),
+                subscribers: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Opens a ring file and makes a handle over its ring.
+    ///
+    /// # Errors
+    /// [`RingFileError`] for an unreadable, insecure or invalid file.
+    pub fn open(path: &Path, opts: OpenOptions) -> Result<Self, RingFileError> {
+        let file = RingFile::open(path, opts, &env_var)?;
+        Ok(Self::new(file.ring()?))
+    }
+
+    /// The ring in force now.
+    pub fn current(&self) -> Arc<KeyRing> {
+        Arc::clone(&self.inner.current.load().ring)
+    }
+
+    pub(crate) fn prepared(&self) -> Arc<Prepared> {
+        self.inner.current.load_full()
+    }
+
+    /// Calls `f` with the new ring after every reload (and never before).
+    pub fn on_reload(&self, f: impl Fn(&KeyRing) + Send + Sync + 'static) {
+        match self.inner.subscribers.lock() {
+            Ok(mut s) => s.push(Box::new(f)),
+            Err(poisoned) => poisoned.into_inner().push(Box::new(f)),
+        }
+    }
+
+    /// Makes `engine` follow this ring: it gets the current ring now and every
+    /// reloaded one afterwards.
+    pub fn subscribe_engine(&self, engine: &Arc<SessionEngine>) {
+        engine.set_ring(&self.current());
+        let weak = Arc::downgrade(engine);
+        self.on_reload(move |ring| {
+            if let Some(engine) = weak.upgrade() {
+                engine.set_ring(ring);
+            }
+        });
+    }
+
+    /// Swaps in a new ring for every later request and tells the subscribers.
+    pub fn reload(&self, ring: KeyRing) {
+        let prepared = Arc::new(Prepared::new(ring));
+        let ring = Arc::clone(&prepared.ring);
+        let subscribers = match self.inner.subscribers.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // Subscribers first, under the lock, so two reloads cannot interleave
+        // and leave an engine on the older ring.
+        for s in subscribers.iter() {
+            s(&ring);
+        }
+        self.inner.current.store(prepared);
+        drop(subscribers);
+        let keys: Vec<String> = ring
+            .keys()
+            .map(|k| format!("{}:{}", k.id(), k.role()))
+            .collect();
+        tracing::info!(keys = ?keys, "key ring reloaded");
+    }
+
+    /// Reloads from a ring file. A broken file (unreadable, insecure, invalid,
+    /// a secret that cannot be resolved) is logged and leaves the running
+    /// ring in place.
+    ///
+    /// # Errors
+    /// The [`RingFileError`], after logging it.
+    pub fn reload_from_file(&self, path: &Path, opts: OpenOptions) -> Result<(), RingFileError> {
+        match RingFile::open(path, opts, &env_var).and_then(|f| f.ring()) {
+            Ok(ring) => {
+                self.reload(ring);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "key ring file not reloaded; keeping the running ring");
+                Err(e)
+            }
+        }
+    }
+
+    /// Spawns a task that reloads the ring from `path` whenever its
+    /// modification time (or size) changes, checking every `interval`. Needs
+    /// a Tokio runtime. Abort the returned handle to stop watching.
+    pub fn watch_file(
+        &self,
+        path: impl Into<PathBuf>,
+        opts: OpenOptions,
+        interval: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let path = path.into();
+        let handle = self.clone();
+        // Taken now, not when the task first runs: a change made in between is seen.
+        let mut seen = stamp(&path);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let now = stamp(&path);
+                if now != seen && now.is_some() {
+                    seen = now;
+                    let _ = handle.reload_from_file(&path, opts);
+                }
+            }
+        })
+    }
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// Ring files may name secrets by environment variable; the web layer reads
+/// them at load time, at the edge, like any configuration.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}

@@ -1,0 +1,521 @@
+//! The session layer (tower) and the `Session` extractor (axum).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderValue, Request};
+use keyroll::{KeyId, KeyRing, Role, SessionCodec, SessionData};
+use keyroll_store::SessionEngine;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::config::{find_cookie, SessionConfig};
+use crate::error::SessionError;
+use crate::metrics;
+use crate::ring::RingHandle;
+
+/// Where session data lives.
+#[derive(Clone, Debug)]
+enum Backend {
+    /// In a store; the cookie holds the session key.
+    Server(Arc<SessionEngine>),
+    /// In the cookie itself (Django's `signed_cookies` backend).
+    Cookie,
+}
+
+/// A tower layer that gives every request a lazy [`Session`].
+///
+/// Two modes: [`SessionLayer::server`] (data in a [`keyroll_store::Store`]
+/// through a [`SessionEngine`], so stale rows are re-signed on read) and
+/// [`SessionLayer::signed_cookie`] (Django's signed-cookie sessions; a cookie
+/// verified by a non-primary key is re-issued, signed by the primary, on the
+/// same response, with its original timestamp and expiry).
+///
+/// Nothing is loaded until a handler touches the session, and nothing is
+/// written unless it was modified (or [`SessionConfig::save_every_request`]).
+/// A response with a 5xx status saves nothing.
+#[derive(Clone, Debug)]
+pub struct SessionLayer {
+    backend: Backend,
+    ring: RingHandle,
+    config: SessionConfig,
+}
+
+impl SessionLayer {
+    /// Server-side sessions in `engine`'s store. The engine is subscribed to
+    /// `ring`, so it follows every reload.
+    pub fn server(engine: Arc<SessionEngine>, ring: RingHandle) -> Self {
+        ring.subscribe_engine(&engine);
+        Self {
+            backend: Backend::Server(engine),
+            ring,
+            config: SessionConfig::default(),
+        }
+    }
+
+    /// Signed-cookie sessions: the cookie is the data, in Django's format.
+    pub fn signed_cookie(ring: RingHandle) -> Self {
+        Self {
+            backend: Backend::Cookie,
+            ring,
+            config: SessionConfig::default(),
+        }
+    }
+
+    /// Replaces the cookie and saving settings.
+    pub fn with_config(mut self, config: SessionConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Shorthand for [`SessionConfig::insecure_http`]: drops `Secure` (plain-HTTP development only).
+    pub fn insecure_http(mut self) -> Self {
+        self.config = self.config.insecure_http();
+        self
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// The ring this layer signs with.
+    pub fn ring(&self) -> &RingHandle {
+        &self.ring
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    backend: Backend,
+    ring: RingHandle,
+    config: SessionConfig,
+    /// The signed-cookie codec of the latest ring seen.
+    codec: Mutex<Option<(Arc<KeyRing>, Arc<SessionCodec>)>>,
+}
+
+impl Shared {
+    fn cookie_codec(&self) -> Arc<SessionCodec> {
+        let ring = self.ring.current();
+        let mut cached = match self.codec.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some((r, c)) = cached.as_ref() {
+            if Arc::ptr_eq(r, &ring) {
+                return Arc::clone(c);
+            }
+        }
+        let codec = Arc::new(SessionCodec::signed_cookie(&ring, self.config.max_age));
+        *cached = Some((ring, Arc::clone(&codec)));
+        codec
+    }
+}
+
+impl<S> tower::Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService {
+            inner,
+            shared: Arc::new(Shared {
+                backend: self.backend.clone(),
+                ring: self.ring.clone(),
+                config: self.config.clone(),
+                codec: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+/// The service [`SessionLayer`] wraps around a handler.
+#[derive(Clone, Debug)]
+pub struct SessionService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S, B> tower::Service<Request<B>> for SessionService<S>
+where
+    S: tower::Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        let incoming = find_cookie(
+            req.headers(),
+            &shared.config.cookie_name,
+            shared.config.max_cookie_len,
+        );
+        let session = Session::new(shared, incoming, OffsetDateTime::now_utc());
+        req.extensions_mut().insert(session.clone());
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let mut res = inner.call(req).await?;
+            if res.status().is_server_error() {
+                return Ok(res);
+            }
+            match session.finish().await {
+                Ok(Some(cookie)) => match HeaderValue::try_from(cookie) {
+                    Ok(v) => {
+                        res.headers_mut().append(http::header::SET_COOKIE, v);
+                    }
+                    Err(_) => {
+                        tracing::error!("session cookie is not a valid header value");
+                    }
+                },
+                Ok(None) => {}
+                Err(e) => return Ok(e.into_response()),
+            }
+            Ok(res)
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    loaded: bool,
+    /// Server mode: the key of the stored row (None: no row yet).
+    key: Option<String>,
+    data: SessionData,
+    verified: Option<(KeyId, Role)>,
+    /// Signed-cookie mode: the incoming cookie's timestamp.
+    cookie_timestamp: Option<i64>,
+    /// Signed-cookie mode: the incoming cookie re-signed by the primary (it was stale).
+    reissue: Option<String>,
+    modified: bool,
+    /// Server mode: rows to delete once the new state is saved.
+    doomed: Vec<String>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    incoming: Option<String>,
+    now: OffsetDateTime,
+    state: tokio::sync::Mutex<State>,
+}
+
+/// The current request's session: an axum extractor (needs [`SessionLayer`]).
+///
+/// Loaded on first use; methods that may load are `async`. Cheap to clone;
+/// clones share the same session.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("has_cookie", &self.inner.incoming.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = SessionError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Session>()
+            .cloned()
+            .ok_or(SessionError::MissingLayer)
+    }
+}
+
+type Guard<'a> = tokio::sync::MutexGuard<'a, State>;
+
+impl Session {
+    fn new(shared: Arc<Shared>, incoming: Option<String>, now: OffsetDateTime) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                shared,
+                incoming,
+                now,
+                state: tokio::sync::Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    /// The instant this request started (used for signing and expiry).
+    pub fn now(&self) -> OffsetDateTime {
+        self.inner.now
+    }
+
+    pub(crate) fn ring(&self) -> &RingHandle {
+        &self.inner.shared.ring
+    }
+
+    async fn loaded(&self) -> Result<Guard<'_>, SessionError> {
+        let mut st = self.inner.state.lock().await;
+        if !st.loaded {
+            self.load_into(&mut st).await?;
+        }
+        Ok(st)
+    }
+
+    async fn load_into(&self, st: &mut State) -> Result<(), SessionError> {
+        let Some(incoming) = self.inner.incoming.as_deref() else {
+            st.loaded = true;
+            return Ok(());
+        };
+        match &self.inner.shared.backend {
+            Backend::Server(engine) => {
+                if let Some(l) = engine.load(incoming, self.inner.now).await? {
+                    metrics::verified(l.key_id, l.role);
+                    if l.resigned {
+                        metrics::resigned("session");
+                    }
+                    st.key = Some(l.key);
+                    st.data = l.data;
+                    st.verified = Some((l.key_id, l.role));
+                }
+            }
+            Backend::Cookie => {
+                let codec = self.inner.shared.cookie_codec();
+                match codec.resign_at(incoming, self.inner.now) {
+                    Ok(v) => {
+                        metrics::verified(v.key_id, v.role);
+                        st.verified = Some((v.key_id, v.role));
+                        st.cookie_timestamp = v.timestamp;
+                        let (data, fresh) = v.value;
+                        st.data = data;
+                        st.reissue = fresh;
+                    }
+                    Err(e) => {
+                        metrics::failed_with(&e);
+                        tracing::debug!(
+                            reason = e.reason(),
+                            "session cookie refused; fresh session"
+                        );
+                    }
+                }
+            }
+        }
+        st.loaded = true;
+        Ok(())
+    }
+
+    /// Loads the session now (otherwise the first accessor does).
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] when the store fails.
+    pub async fn load(&self) -> Result<(), SessionError> {
+        self.loaded().await.map(drop)
+    }
+
+    /// The value under `key`, converted to `T`.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`]; [`SessionError::Value`] when the value is not a `T`.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        match self.get_value(key).await? {
+            Some(v) => Ok(Some(serde_json::from_value(v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The raw JSON value under `key`.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] when the store fails.
+    pub async fn get_value(&self, key: &str) -> Result<Option<Value>, SessionError> {
+        Ok(self.loaded().await?.data.get(key).cloned())
+    }
+
+    /// Sets `key` to `value`; the session will be saved.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`]; [`SessionError::Value`] when `value` has no JSON form.
+    pub async fn insert(&self, key: &str, value: impl Serialize) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value)?;
+        let mut st = self.loaded().await?;
+        st.data.insert(key.to_owned(), value);
+        st.modified = true;
+        Ok(())
+    }
+
+    /// Removes `key`, returning its value; the session is saved if it was there.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] when the store fails.
+    pub async fn remove(&self, key: &str) -> Result<Option<Value>, SessionError> {
+        let mut st = self.loaded().await?;
+        let old = st.data.remove(key);
+        if old.is_some() {
+            st.modified = true;
+        }
+        Ok(old)
+    }
+
+    /// Empties the session and forgets its key: the stored row is deleted and
+    /// the cookie removed when the response goes out (as Django's `flush`).
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] when the store fails.
+    pub async fn flush(&self) -> Result<(), SessionError> {
+        let mut st = self.loaded().await?;
+        st.data.clear();
+        if let Some(old) = st.key.take() {
+            st.doomed.push(old);
+        }
+        st.modified = true;
+        Ok(())
+    }
+
+    /// Keeps the data under a new session key; the old row is deleted once
+    /// the new one is saved (as Django's `cycle_key`; do it at login).
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] when the store fails.
+    pub async fn cycle_key(&self) -> Result<(), SessionError> {
+        let mut st = self.loaded().await?;
+        if let Some(old) = st.key.take() {
+            st.doomed.push(old);
+        }
+        st.modified = true;
+        Ok(())
+    }
+
+    /// True when the session holds nothing.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] when the store fails.
+    pub async fn is_empty(&self) -> Result<bool, SessionError> {
+        Ok(self.loaded().await?.data.is_empty())
+    }
+
+    /// The id of the key that verified the incoming session (None for a new session).
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] when the store fails.
+    pub async fn key_id(&self) -> Result<Option<KeyId>, SessionError> {
+        Ok(self.loaded().await?.verified.map(|(id, _)| id))
+    }
+
+    /// The role of that key: anything but primary means the session was stale
+    /// (and has been, or will be on this response, re-signed).
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] when the store fails.
+    pub async fn role(&self) -> Result<Option<Role>, SessionError> {
+        Ok(self.loaded().await?.verified.map(|(_, role)| role))
+    }
+
+    /// Server mode: the key of the stored session row, if there is one yet.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`] when the store fails.
+    pub async fn session_key(&self) -> Result<Option<String>, SessionError> {
+        Ok(self.loaded().await?.key.clone())
+    }
+
+    /// Saves what changed; returns the `Set-Cookie` value to send, if any.
+    async fn finish(&self) -> Result<Option<String>, SessionError> {
+        let shared = &self.inner.shared;
+        let config = &shared.config;
+        let now = self.inner.now;
+        let mut st = self.inner.state.lock().await;
+        if !st.loaded {
+            // Signed-cookie mode costs no I/O to check: re-issue stale cookies
+            // even when the handler did not look.
+            if matches!(shared.backend, Backend::Cookie) && self.inner.incoming.is_some() {
+                self.load_into(&mut st).await?;
+            } else {
+                return Ok(None);
+            }
+        }
+        let save = st.modified || (config.save_every_request && !st.data.is_empty());
+        let max_age = time::Duration::try_from(config.max_age).unwrap_or(time::Duration::MAX);
+        let expires = now.checked_add(max_age).unwrap_or(now);
+        match &shared.backend {
+            Backend::Server(engine) => {
+                if !save {
+                    return Ok(None);
+                }
+                let mut cookie = None;
+                if st.data.is_empty() {
+                    if let Some(k) = st.key.take() {
+                        st.doomed.push(k);
+                    }
+                    if self.inner.incoming.is_some() {
+                        cookie = Some(config.delete_cookie());
+                    }
+                } else {
+                    let key = match st.key.clone() {
+                        Some(k) => {
+                            engine.save(&k, &st.data, expires, now).await?;
+                            k
+                        }
+                        None => engine.create(&st.data, expires, now).await?,
+                    };
+                    st.key = Some(key.clone());
+                    cookie = Some(config.set_cookie(key, max_age, expires));
+                }
+                // The new state is saved; only now drop the old rows.
+                for old in std::mem::take(&mut st.doomed) {
+                    engine.delete(&old).await?;
+                }
+                st.modified = false;
+                Ok(cookie)
+            }
+            Backend::Cookie => {
+                if save {
+                    st.modified = false;
+                    if st.data.is_empty() {
+                        return Ok(self
+                            .inner
+                            .incoming
+                            .is_some()
+                            .then(|| config.delete_cookie()));
+                    }
+                    let value = shared.cookie_codec().encode_at(&st.data, now)?;
+                    if value.len() > config.max_cookie_len {
+                        return Err(SessionError::CookieTooLarge {
+                            len: value.len(),
+                            max: config.max_cookie_len,
+                        });
+                    }
+                    return Ok(Some(config.set_cookie(value, max_age, expires)));
+                }
+                let Some(fresh) = st.reissue.take() else {
+                    return Ok(None);
+                };
+                // Same attributes, same timestamp, and no longer a lifetime.
+                let stamped = st
+                    .cookie_timestamp
+                    .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+                    .unwrap_or(now);
+                let end = stamped.checked_add(max_age).unwrap_or(now);
+                let left = end - now;
+                if left <= time::Duration::ZERO {
+                    return Ok(None);
+                }
+                metrics::resigned("cookie_session");
+                Ok(Some(config.set_cookie(
+                    fresh,
+                    time::Duration::seconds(left.whole_seconds().max(1)),
+                    end,
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Password-reset tokens and Django-compatible signed cookies, under the running ring.
+
+use std::time::Duration;
+
+use keyroll::{PasswordResetTokens, ResetUser, SignedCookie, Verified, VerifyError};
+use time::OffsetDateTime;
+
+use crate::config::{find_cookie, SameSite, DEFAULT_MAX_COOKIE_LEN};
+use crate::metrics;
+use crate::ring::RingHandle;
+
+/// Django's password-reset tokens, made under the primary key of the
+/// running ring and checked against every live key of it: a link e-mailed
+/// before a rotation keeps working until its key is retired.
+#[derive(Clone, Debug)]
+pub struct ResetTokens {
+    ring: RingHandle,
+    timeout: Option<Duration>,
+}
+
+impl ResetTokens {
+    /// Tokens with Django's default timeout (three days).
+    pub fn new(ring: RingHandle) -> Self {
+        Self {
+            ring,
+            timeout: None,
+        }
+    }
+
+    /// Sets the timeout (`PASSWORD_RESET_TIMEOUT`).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    fn tokens(&self) -> PasswordResetTokens {
+        let t = self.ring.prepared().reset.clone();
+        match self.timeout {
+            Some(d) => t.with_timeout(d),
+            None => t,
+        }
+    }
+
+    /// A token for `user`, under the primary key.
+    pub fn make_at(&self, user: &ResetUser<'_>, now: OffsetDateTime) -> String {
+        self.tokens().make_token_at(user, now)
+    }
+
+    /// Checks a token against every live key.
+    ///
+    /// # Errors
+    /// [`VerifyError::BadSignature`] (wrong, forged, used, or its key retired)
+    /// or [`VerifyError::Expired`].
+    pub fn check_at(
+        &self,
+        user: &ResetUser<'_>,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Verified<()>, VerifyError> {
+        let r = self.tokens().check_token_at(user, token, now);
+        match &r {
+            Ok(v) => metrics::verified(v.key_id, v.role),
+            Err(e) => metrics::failed_with(e),
+        }
+        r
+    }
+}
+
+/// A signed cookie read from a request.
+#[derive(Clone, Debug)]
+pub struct SignedValue {
+    /// The value as the application set it.
+    pub value: String,
+    /// The key that verified it and its role.
+    pub verified: Verified<()>,
+    /// When it was signed by a non-primary key: the `Set-Cookie` value that
+    /// re-issues it, signed by the primary, same attributes and timestamp,
+    /// and no longer a lifetime. Append it to the response.
+    pub reissue: Option<String>,
+}
+
+/// Django-compatible signed cookies (`set_signed_cookie` / `get_signed_cookie`)
+/// under the running ring, with secure default attributes (`Path=/`,
+/// `HttpOnly`, `SameSite=Lax`, `Secure` unless [`SignedCookies::insecure_http`]).
+#[derive(Clone, Debug)]
+pub struct SignedCookies {
+    ring: RingHandle,
+    path: String,
+    domain: Option<String>,
+    secure: bool,
+    http_only: bool,
+    same_site: SameSite,
+}
+
+impl SignedCookies {
+    /// Signed cookies under `ring`, secure defaults.
+    pub fn new(ring: RingHandle) -> Self {
+        Self {
+            ring,
+            path: "/".into(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+        }
+    }
+
+    /// Drops `Secure` (plain-HTTP development only).
+    pub fn insecure_http(mut self) -> Self {
+        self.secure = false;
+        self
+    }
+
+    /// The cookies' path.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// The cookies' domain.
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// `HttpOnly` (on) and `SameSite` (`Lax`).
+    pub fn scripts(mut self, http_only: bool, same_site: SameSite) -> Self {
+        self.http_only = http_only;
+        self.same_site = same_site;
+        self
+    }
+
+    fn signer(&self, name: &str, salt: &str) -> Option<SignedCookie> {
+        SignedCookie::new(&self.ring.current(), name, salt).ok()
+    }
+
+    fn header(
+        &self,
+        name: &str,
+        value: String,
+        max_age: Option<time::Duration>,
+        expires: Option<OffsetDateTime>,
+    ) -> String {
+        let mut c = cookie::Cookie::build((name.to_owned(), value))
+            .path(self.path.clone())
+            .http_only(self.http_only)
+            .same_site(self.same_site)
+            .secure(self.secure);
+        if let Some(d) = &self.domain {
+            c = c.domain(d.clone());
+        }
+        if let Some(m) = max_age {
+            c = c.max_age(m);
+        }
+        if let Some(e) = expires {
+            c = c.expires(e);
+        }
+        c.build().to_string()
+    }
+
+    /// The `Set-Cookie` value of cookie `name` holding `value`, signed at
+    /// `now` with `salt` (Django's default salt is `""`); `max_age` `None`
+    /// makes a browser-session cookie.
+    pub fn set_at(
+        &self,
+        name: &str,
+        value: &str,
+        salt: &str,
+        max_age: Option<Duration>,
+        now: OffsetDateTime,
+    ) -> Option<String> {
+        let signed = self.signer(name, salt)?.sign_at(value, now);
+        let max_age = max_age.map(|d| time::Duration::try_from(d).unwrap_or(time::Duration::MAX));
+        let expires = max_age.and_then(|m| now.checked_add(m));
+        Some(self.header(name, signed, max_age, expires))
+    }
+
+    /// Reads and verifies cookie `name` (the first one, if sent twice) from
+    /// `headers`. `max_age` refuses older signatures. `None` when absent or
+    /// refused (the reason is counted in the failure metric).
+    pub fn get_at(
+        &self,
+        headers: &http::HeaderMap,
+        name: &str,
+        salt: &str,
+        max_age: Option<Duration>,
+        now: OffsetDateTime,
+    ) -> Option<SignedValue> {
+        let raw = find_cookie(headers, name, DEFAULT_MAX_COOKIE_LEN)?;
+        let signer = self.signer(name, salt)?;
+        let value = match signer.unsign_at(&raw, max_age, now) {
+            Ok(v) => v.map(str::to_owned),
+            Err(e) => {
+                metrics::failed_with(&e);
+                return None;
+            }
+        };
+        metrics::verified(value.key_id, value.role);
+        let fresh = signer
+            .resign_at(&raw, max_age, now)
+            .ok()
+            .and_then(|v| v.value);
+        let reissue = fresh.and_then(|fresh| {
+            let stamped = value
+                .timestamp
+                .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok());
+            let (left, end) = match (max_age, stamped) {
+                (Some(m), Some(t)) => {
+                    let end = t.checked_add(time::Duration::try_from(m).ok()?)?;
+                    let left = end - now;
+                    if left <= time::Duration::ZERO {
+                        return None;
+                    }
+                    (
+                        Some(time::Duration::seconds(left.whole_seconds().max(1))),
+                        Some(end),
+                    )
+                }
+                _ => (None, None),
+            };
+            metrics::resigned("signed_cookie");
+            Some(self.header(name, fresh, left, end))
+        });
+        let Verified {
+            value: text,
+            key_id,
+            role,
+            timestamp,
+        } = value;
+        Some(SignedValue {
+            value: text,
+            verified: Verified {
+                value: (),
+                key_id,
+                role,
+                timestamp,
+            },
+            reissue,
+        })
+    }
+}

@@ -1,0 +1,510 @@
+//! PostgreSQL backend: Django's session table, through a deadpool connection pool.
+//!
+//! `expire_date` is `timestamp with time zone`, as Django creates it. Every
+//! statement is prepared once per pooled connection. A batch of
+//! compare-and-swaps is one `UPDATE … FROM unnest(…)` statement.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
+use time::OffsetDateTime;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::NoTls;
+
+use crate::store::{
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, SessionRecord, Store,
+    StoreError, Swap,
+};
+
+const BACKEND: &str = "postgres";
+/// Fresh keys tried by `create` before giving up.
+const CREATE_ATTEMPTS: usize = 10;
+/// Connect timeout when the URL sets none.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A session store in a PostgreSQL table (Django's `django_session` layout).
+pub struct PostgresStore {
+    pool: Pool,
+    table: String,
+    sql: Sql,
+    /// Per users table: is its `id` column an integer type?
+    id_types: Mutex<HashMap<String, bool>>,
+}
+
+/// The statements, with the (checked, quoted) table name in place.
+struct Sql {
+    quoted: String,
+    create_table: String,
+    has_expiry_index: &'static str,
+    create_index: String,
+    load: String,
+    insert: String,
+    upsert: String,
+    delete: String,
+    cas: String,
+    cas_many: String,
+    purge: String,
+    select: String,
+}
+
+impl Sql {
+    fn new(table: &str) -> Self {
+        let t = format!("\"{table}\"");
+        Self {
+            create_table: format!(
+                "CREATE TABLE IF NOT EXISTS {t} (\"session_key\" varchar(40) NOT NULL PRIMARY KEY, \
+                 \"session_data\" text NOT NULL, \"expire_date\" timestamp with time zone NOT NULL)"
+            ),
+            has_expiry_index: "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a \
+                               ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+                               WHERE i.indrelid = $1::text::regclass AND a.attname = 'expire_date')",
+            create_index: format!("CREATE INDEX IF NOT EXISTS \"{table}_expire_date_idx\" ON {t} (\"expire_date\")"),
+            load: format!("SELECT session_data, expire_date FROM {t} WHERE session_key = $1 AND expire_date > $2"),
+            insert: format!(
+                "INSERT INTO {t} (session_key, session_data, expire_date) VALUES ($1, $2, $3) \
+                 ON CONFLICT (session_key) DO NOTHING"
+            ),
+            upsert: format!(
+                "INSERT INTO {t} (session_key, session_data, expire_date) VALUES ($1, $2, $3) \
+                 ON CONFLICT (session_key) DO UPDATE SET session_data = EXCLUDED.session_data, \
+                 expire_date = EXCLUDED.expire_date"
+            ),
+            delete: format!("DELETE FROM {t} WHERE session_key = $1"),
+            cas: format!("UPDATE {t} SET session_data = $3 WHERE session_key = $1 AND session_data = $2"),
+            cas_many: format!(
+                "UPDATE {t} AS t SET session_data = v.new_data \
+                 FROM unnest($1::text[], $2::text[], $3::text[]) AS v(k, old_data, new_data) \
+                 WHERE t.session_key = v.k AND t.session_data = v.old_data RETURNING t.session_key"
+            ),
+            purge: format!("DELETE FROM {t} WHERE expire_date <= $1"),
+            select: format!("SELECT session_key, session_data, expire_date FROM {t}"),
+            quoted: t,
+        }
+    }
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("PostgresStore")
+            .field("table", &self.table)
+            .field("pool_size", &status.max_size)
+            .finish()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/db?…`, no TLS),
+    /// sessions in `table`, with up to `pool_size` connections. Checks the
+    /// server is reachable; does not create the table (see [`Store::ensure_schema`]).
+    ///
+    /// # Errors
+    /// [`StoreError::BadTableName`]; [`StoreError::Backend`] for a URL that does
+    /// not parse or a server that cannot be reached.
+    pub async fn connect(url: &str, table: &str, pool_size: usize) -> Result<Self, StoreError> {
+        check_table_name(table)?;
+        // The URL may hold a password: never echo it or the parser's take on it.
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|_| StoreError::backend(BACKEND, "invalid PostgreSQL URL"))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("keyroll");
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(1))
+            .build()
+            .map_err(|e| StoreError::backend(BACKEND, e))?;
+        let store = Self {
+            pool,
+            table: table.to_owned(),
+            sql: Sql::new(table),
+            id_types: Mutex::new(HashMap::new()),
+        };
+        drop(store.client().await?);
+        Ok(store)
+    }
+
+    /// The table sessions are kept in.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(pool_err)
+    }
+
+    /// Is `id` of this users table an integer column? (Cached.)
+    async fn integer_ids(&self, client: &Object, users_table: &str) -> Result<bool, StoreError> {
+        if let Some(known) = self.id_types_get(users_table) {
+            return Ok(known);
+        }
+        let row = client
+            .query_opt(
+                "SELECT t.typname::text FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                 WHERE a.attrelid = $1::text::regclass AND a.attname = 'id' AND NOT a.attisdropped",
+                &[&format!("\"{users_table}\"")],
+            )
+            .await
+            .map_err(pg_err)?;
+        let integer = match row {
+            Some(r) => {
+                let name: String = r.try_get(0).map_err(pg_err)?;
+                matches!(name.as_str(), "int2" | "int4" | "int8")
+            }
+            None => {
+                return Err(StoreError::backend(
+                    BACKEND,
+                    "the users table has no id column",
+                ))
+            }
+        };
+        if let Ok(mut m) = self.id_types.lock() {
+            m.insert(users_table.to_owned(), integer);
+        }
+        Ok(integer)
+    }
+
+    fn id_types_get(&self, users_table: &str) -> Option<bool> {
+        self.id_types
+            .lock()
+            .ok()
+            .and_then(|m| m.get(users_table).copied())
+    }
+
+    /// One swap at a time, in one transaction (for a batch that names a key twice).
+    async fn swap_each(&self, swaps: &[Swap]) -> Result<Vec<bool>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let stmt = tx.prepare_cached(&self.sql.cas).await.map_err(pg_err)?;
+        let mut out = Vec::with_capacity(swaps.len());
+        for s in swaps {
+            let n = tx
+                .execute(&stmt, &[&s.key, &s.expected, &s.new])
+                .await
+                .map_err(pg_err)?;
+            out.push(n == 1);
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(out)
+    }
+}
+
+/// A driver error, without what PostgreSQL's DETAIL line may quote (row values).
+fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error() {
+        return StoreError::backend(
+            BACKEND,
+            format_args!(
+                "{}: {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            ),
+        );
+    }
+    match std::error::Error::source(&e) {
+        Some(cause) => StoreError::backend(BACKEND, format_args!("{e}: {cause}")),
+        None => StoreError::backend(BACKEND, e),
+    }
+}
+
+fn pool_err(e: PoolError) -> StoreError {
+    match e {
+        PoolError::Backend(e) => pg_err(e),
+        other => StoreError::backend(BACKEND, other),
+    }
+}
+
+fn invalid_key() -> StoreError {
+    StoreError::backend(BACKEND, "refusing to store a session under an invalid key")
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn ensure_schema(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        // Serialize concurrent ensure_schema calls: CREATE … IF NOT EXISTS races otherwise.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1::text))",
+            &[&self.table],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.batch_execute(&self.sql.create_table)
+            .await
+            .map_err(pg_err)?;
+        // A table Django made has its own index on expire_date: don't add a second.
+        let indexed: bool = tx
+            .query_one(self.sql.has_expiry_index, &[&self.sql.quoted])
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(pg_err)?;
+        if !indexed {
+            tx.batch_execute(&self.sql.create_index)
+                .await
+                .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn load(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        if !is_valid_session_key(key) {
+            return Ok(None);
+        }
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&self.sql.load)
+            .await
+            .map_err(pg_err)?;
+        let Some(row) = client
+            .query_opt(&stmt, &[&key, &now])
+            .await
+            .map_err(pg_err)?
+        else {
+            return Ok(None);
+        };
+        let data: String = row.try_get(0).map_err(pg_err)?;
+        let expires: OffsetDateTime = row.try_get(1).map_err(pg_err)?;
+        Ok(Some(SessionRecord {
+            key: key.to_owned(),
+            data,
+            expires,
+        }))
+    }
+
+    async fn create(&self, data: &str, expires: OffsetDateTime) -> Result<String, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&self.sql.insert)
+            .await
+            .map_err(pg_err)?;
+        for _ in 0..CREATE_ATTEMPTS {
+            let key = new_session_key();
+            // ON CONFLICT DO NOTHING: a taken key inserts no row (and logs no error).
+            if client
+                .execute(&stmt, &[&key, &data, &expires])
+                .await
+                .map_err(pg_err)?
+                == 1
+            {
+                return Ok(key);
+            }
+        }
+        Err(StoreError::KeyExhausted)
+    }
+
+    async fn save(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        if !is_valid_session_key(&record.key) {
+            return Err(invalid_key());
+        }
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&self.sql.upsert)
+            .await
+            .map_err(pg_err)?;
+        client
+            .execute(&stmt, &[&record.key, &record.data, &record.expires])
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&self.sql.delete)
+            .await
+            .map_err(pg_err)?;
+        client.execute(&stmt, &[&key]).await.map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&self.sql.cas).await.map_err(pg_err)?;
+        let n = client
+            .execute(&stmt, &[&key, &expected, &new])
+            .await
+            .map_err(pg_err)?;
+        Ok(n == 1)
+    }
+
+    async fn compare_and_swap_many(&self, swaps: &[Swap]) -> Result<Vec<bool>, StoreError> {
+        match swaps {
+            [] => return Ok(Vec::new()),
+            [s] => {
+                return Ok(vec![
+                    self.compare_and_swap(&s.key, &s.expected, &s.new).await?,
+                ])
+            }
+            _ => {}
+        }
+        let mut seen = HashSet::with_capacity(swaps.len());
+        if !swaps.iter().all(|s| seen.insert(s.key.as_str())) {
+            // One statement cannot tell which of two swaps of a row applied.
+            return self.swap_each(swaps).await;
+        }
+        let keys: Vec<&str> = swaps.iter().map(|s| s.key.as_str()).collect();
+        let old: Vec<&str> = swaps.iter().map(|s| s.expected.as_str()).collect();
+        let new: Vec<&str> = swaps.iter().map(|s| s.new.as_str()).collect();
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&self.sql.cas_many)
+            .await
+            .map_err(pg_err)?;
+        let rows = client
+            .query(&stmt, &[&keys, &old, &new])
+            .await
+            .map_err(pg_err)?;
+        let mut applied = HashSet::with_capacity(rows.len());
+        for r in &rows {
+            let k: String = r.try_get(0).map_err(pg_err)?;
+            applied.insert(k);
+        }
+        Ok(swaps.iter().map(|s| applied.contains(&s.key)).collect())
+    }
+
+    async fn scan(
+        &self,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (lower, upper) = bounds(range, after);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut sql = self.sql.select.clone();
+        let mut args: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(3);
+        let mut clauses = Vec::with_capacity(2);
+        match &lower {
+            Lower::None => {}
+            Lower::After(k) => {
+                args.push(k);
+                clauses.push(format!("session_key > ${}", args.len()));
+            }
+            Lower::From(k) => {
+                args.push(k);
+                clauses.push(format!("session_key >= ${}", args.len()));
+            }
+        }
+        if let Some(end) = &upper {
+            args.push(end);
+            clauses.push(format!("session_key < ${}", args.len()));
+        }
+        if !clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&clauses.join(" AND "));
+        }
+        args.push(&limit);
+        sql.push_str(&format!(" ORDER BY session_key LIMIT ${}", args.len()));
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
+        let rows = client.query(&stmt, &args).await.map_err(pg_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(SessionRecord {
+                    key: r.try_get(0).map_err(pg_err)?,
+                    data: r.try_get(1).map_err(pg_err)?,
+                    expires: r.try_get(2).map_err(pg_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&self.sql.purge)
+            .await
+            .map_err(pg_err)?;
+        client.execute(&stmt, &[&now]).await.map_err(pg_err)
+    }
+
+    async fn password_hashes(
+        &self,
+        users_table: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        check_table_name(users_table)?;
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let client = self.client().await?;
+        // An integer id column is matched as integers, so its index is used;
+        // anything else is compared as text.
+        let rows = if self.integer_ids(&client, users_table).await? {
+            let ints: Vec<i64> = ids.iter().filter_map(|i| i.parse().ok()).collect();
+            if ints.is_empty() {
+                return Ok(HashMap::new());
+            }
+            let sql = format!(
+                "SELECT id::text, password FROM \"{users_table}\" WHERE id = ANY($1::int8[])"
+            );
+            let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
+            client.query(&stmt, &[&ints]).await.map_err(pg_err)?
+        } else {
+            let sql = format!(
+                "SELECT id::text, password FROM \"{users_table}\" WHERE id::text = ANY($1::text[])"
+            );
+            let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
+            client.query(&stmt, &[&ids]).await.map_err(pg_err)?
+        };
+        let mut out = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let id: Option<String> = r.try_get(0).map_err(pg_err)?;
+            let password: Option<String> = r.try_get(1).map_err(pg_err)?;
+            if let (Some(id), Some(password)) = (id, password) {
+                out.insert(id, password);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The lower bound of a scan: the later of the range's start and the cursor.
+enum Lower {
+    None,
+    After(String),
+    From(String),
+}
+
+fn bounds(range: &KeyRange, after: Option<&str>) -> (Lower, Option<String>) {
+    let lower = match (range.start.as_deref(), after) {
+        (None, None) => Lower::None,
+        (Some(s), None) => Lower::From(s.to_owned()),
+        (None, Some(a)) => Lower::After(a.to_owned()),
+        (Some(s), Some(a)) if a >= s => Lower::After(a.to_owned()),
+        (Some(s), Some(_)) => Lower::From(s.to_owned()),
+    };
+    (lower, range.end.clone())
+}

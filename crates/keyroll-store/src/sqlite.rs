@@ -1,0 +1,799 @@
+//! SQLite backend: Django's session table in a database file, WAL mode.
+//!
+//! rusqlite is synchronous, so every call runs on tokio's blocking pool.
+//! Connections: one writer (every write goes through it, which is what
+//! SQLite allows anyway) and a few readers (WAL lets them read while the
+//! writer writes). Statements are prepared once per connection and cached.
+//!
+//! A table keyroll creates ([`Store::ensure_schema`]) has Django's columns,
+//! types and index, stored `WITHOUT ROWID`: rows then sit in session-key
+//! order, which is the order the bulk tools walk and write them in. On a
+//! rowid table (what Django's migration creates) key order is random
+//! physical order, and a bulk re-sign dirties about one page per row in
+//! every batch; clustered, a batch dirties a few consecutive pages. Django
+//! reads and writes either kind the same way.
+//!
+//! Values are stored exactly as Django (`USE_TZ = True`) stores them:
+//! `expire_date` is TEXT `YYYY-MM-DD HH:MM:SS[.ffffff]` in UTC, the fraction
+//! left out when it is zero. Comparisons with "now" are text comparisons
+//! against `now` written with all six fraction digits, which orders correctly
+//! against both forms.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::types::ValueRef;
+use rusqlite::{
+    params, params_from_iter, Connection, ErrorCode, OptionalExtension, TransactionBehavior,
+};
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+
+use crate::store::{
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, SessionRecord, Store,
+    StoreError, Swap,
+};
+
+const BACKEND: &str = "sqlite";
+/// Reader connections besides the writer.
+const READERS: usize = 4;
+/// Fresh keys tried by `create` before giving up.
+const CREATE_ATTEMPTS: usize = 10;
+/// How long a connection waits for a lock held by another process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Page cache of the writer, in KiB (SQLite's default is 2 MiB).
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
+/// Page cache of each reader, in KiB (a reader's cache is dropped whenever
+/// the writer commits, so a big one buys little).
+const READER_CACHE_KIB: i64 = 8 * 1024;
+/// Bound parameters per `IN (…)` list.
+const IN_CHUNK: usize = 500;
+
+/// A session store in an SQLite database file (Django's `django_session` layout).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use keyroll_store::{SqliteStore, Store};
+/// let dir = tempfile::tempdir()?;
+/// let store = SqliteStore::open(&dir.path().join("s.db"), "django_session")?;
+/// store.ensure_schema().await?;
+/// # Ok(()) }
+/// ```
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    table: String,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    sql: Sql,
+}
+
+/// The statements, with the (checked, quoted) table name in place.
+struct Sql {
+    create_table: String,
+    has_expiry_index: String,
+    create_index: String,
+    load: String,
+    insert: String,
+    upsert: String,
+    delete: String,
+    cas: String,
+    purge: String,
+    select: String,
+}
+
+impl Sql {
+    fn new(table: &str) -> Self {
+        let t = format!("\"{table}\"");
+        Self {
+            create_table: format!(
+                "CREATE TABLE IF NOT EXISTS {t} (\"session_key\" varchar(40) NOT NULL PRIMARY KEY, \
+                 \"session_data\" text NOT NULL, \"expire_date\" datetime NOT NULL) WITHOUT ROWID"
+            ),
+            has_expiry_index: "SELECT count(*) FROM pragma_index_list(?1) AS il, pragma_index_info(il.name) AS ii \
+                               WHERE ii.seqno = 0 AND ii.name = 'expire_date'"
+                .to_owned(),
+            create_index: format!("CREATE INDEX IF NOT EXISTS \"{table}_expire_date_idx\" ON {t} (\"expire_date\")"),
+            load: format!("SELECT session_data, expire_date FROM {t} WHERE session_key = ?1 AND expire_date > ?2"),
+            insert: format!("INSERT INTO {t} (session_key, session_data, expire_date) VALUES (?1, ?2, ?3)"),
+            upsert: format!(
+                "INSERT INTO {t} (session_key, session_data, expire_date) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (session_key) DO UPDATE SET session_data = excluded.session_data, \
+                 expire_date = excluded.expire_date"
+            ),
+            delete: format!("DELETE FROM {t} WHERE session_key = ?1"),
+            cas: format!("UPDATE {t} SET session_data = ?1 WHERE session_key = ?2 AND session_data = ?3"),
+            purge: format!("DELETE FROM {t} WHERE expire_date <= ?1"),
+            select: format!("SELECT session_key, session_data, expire_date FROM {t}"),
+        }
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("table", &self.inner.table)
+            .field("readers", &self.inner.readers.len())
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating the file if missing, but not the table: see
+    /// [`Store::ensure_schema`]) the database at `path`, sessions in `table`.
+    /// Sets WAL mode, `synchronous = NORMAL` and a 5 s busy timeout.
+    ///
+    /// # Errors
+    /// [`StoreError::BadTableName`], or [`StoreError::Backend`] when the file
+    /// cannot be opened.
+    pub fn open(path: &Path, table: &str) -> Result<Self, StoreError> {
+        check_table_name(table)?;
+        let writer = connect(path, WRITER_CACHE_KIB)?;
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(db_err)?;
+        let memory = is_memory(path);
+        if !mode.eq_ignore_ascii_case("wal") && !memory {
+            tracing::warn!(journal_mode = %mode, "sqlite: WAL mode unavailable; readers will wait for writers");
+        }
+        // An in-memory database is private to its connection: no readers then.
+        let readers = if memory {
+            Vec::new()
+        } else {
+            (0..READERS)
+                .map(|_| connect(path, READER_CACHE_KIB).map(Mutex::new))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                table: table.to_owned(),
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+                sql: Sql::new(table),
+            }),
+        })
+    }
+
+    /// The table sessions are kept in.
+    pub fn table(&self) -> &str {
+        &self.inner.table
+    }
+
+    /// Runs `f` on tokio's blocking pool.
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| {
+                StoreError::backend(
+                    BACKEND,
+                    if e.is_cancelled() {
+                        "task cancelled"
+                    } else {
+                        "task panicked"
+                    },
+                )
+            })?
+    }
+}
+
+fn is_memory(path: &Path) -> bool {
+    let s = path.as_os_str();
+    s.is_empty()
+        || s == ":memory:"
+        || path
+            .to_str()
+            .is_some_and(|p| p.starts_with("file::memory:"))
+}
+
+fn connect(path: &Path, cache_kib: i64) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(db_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(db_err)?;
+    conn.pragma_update(None, "cache_size", -cache_kib)
+        .map_err(db_err)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding a connection leaves no half-done transaction
+    // behind (rusqlite rolls back on drop): the connection is still good.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Inner {
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.writer)
+    }
+
+    /// A reader connection: the first free one, else wait for one.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        let n = self.readers.len();
+        if n == 0 {
+            return self.writer();
+        }
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            if let Some(m) = self.readers.get((start + i) % n) {
+                match m.try_lock() {
+                    Ok(c) => return c,
+                    Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                    Err(TryLockError::WouldBlock) => {}
+                }
+            }
+        }
+        match self.readers.get(start % n) {
+            Some(m) => lock(m),
+            None => self.writer(),
+        }
+    }
+}
+
+/// A driver error. SQLite's messages name tables and columns, never bound values.
+fn db_err(e: rusqlite::Error) -> StoreError {
+    StoreError::backend(BACKEND, e)
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.code == ErrorCode::ConstraintViolation
+            && (f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE))
+}
+
+fn invalid_key() -> StoreError {
+    StoreError::backend(BACKEND, "refusing to store a session under an invalid key")
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn ensure_schema(&self) -> Result<(), StoreError> {
+        self.run(|inner| {
+            let mut conn = inner.writer();
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            tx.execute(&inner.sql.create_table, []).map_err(db_err)?;
+            // A table Django made has its own index on expire_date: don't add a second.
+            let indexed: i64 = tx
+                .query_row(&inner.sql.has_expiry_index, [&inner.table], |r| r.get(0))
+                .map_err(db_err)?;
+            if indexed == 0 {
+                tx.execute(&inner.sql.create_index, []).map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn load(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        if !is_valid_session_key(key) {
+            return Ok(None);
+        }
+        let key = key.to_owned();
+        self.run(move |inner| {
+            let conn = inner.reader();
+            let mut stmt = conn.prepare_cached(&inner.sql.load).map_err(db_err)?;
+            let row = stmt
+                .query_row(params![key, compare_datetime(now)], |r| {
+                    let data: String = r.get(0)?;
+                    let expires = expiry_of(r.get_ref(1)?);
+                    Ok((data, expires))
+                })
+                .optional()
+                .map_err(db_err)?;
+            match row {
+                None => Ok(None),
+                Some((data, expires)) => {
+                    let expires = expires?;
+                    Ok((expires > now).then_some(SessionRecord { key, data, expires }))
+                }
+            }
+        })
+        .await
+    }
+
+    async fn create(&self, data: &str, expires: OffsetDateTime) -> Result<String, StoreError> {
+        let data = data.to_owned();
+        self.run(move |inner| {
+            let conn = inner.writer();
+            let mut stmt = conn.prepare_cached(&inner.sql.insert).map_err(db_err)?;
+            let expire_date = django_datetime(expires);
+            for _ in 0..CREATE_ATTEMPTS {
+                let key = new_session_key();
+                match stmt.execute(params![key, data, expire_date]) {
+                    Ok(_) => return Ok(key),
+                    Err(e) if is_unique_violation(&e) => continue,
+                    Err(e) => return Err(db_err(e)),
+                }
+            }
+            Err(StoreError::KeyExhausted)
+        })
+        .await
+    }
+
+    async fn save(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        if !is_valid_session_key(&record.key) {
+            return Err(invalid_key());
+        }
+        let record = record.clone();
+        self.run(move |inner| {
+            let conn = inner.writer();
+            let mut stmt = conn.prepare_cached(&inner.sql.upsert).map_err(db_err)?;
+            stmt.execute(params![
+                record.key,
+                record.data,
+                django_datetime(record.expires)
+            ])
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.run(move |inner| {
+            let conn = inner.writer();
+            let mut stmt = conn.prepare_cached(&inner.sql.delete).map_err(db_err)?;
+            stmt.execute([key]).map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let (key, expected, new) = (key.to_owned(), expected.to_owned(), new.to_owned());
+        self.run(move |inner| {
+            let conn = inner.writer();
+            let mut stmt = conn.prepare_cached(&inner.sql.cas).map_err(db_err)?;
+            let n = stmt.execute(params![new, key, expected]).map_err(db_err)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn compare_and_swap_many(&self, swaps: &[Swap]) -> Result<Vec<bool>, StoreError> {
+        if swaps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let swaps = swaps.to_vec();
+        self.run(move |inner| {
+            let mut conn = inner.writer();
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let mut out = Vec::with_capacity(swaps.len());
+            {
+                let mut stmt = tx.prepare_cached(&inner.sql.cas).map_err(db_err)?;
+                for s in &swaps {
+                    let n = stmt
+                        .execute(params![s.new, s.key, s.expected])
+                        .map_err(db_err)?;
+                    out.push(n == 1);
+                }
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn scan(
+        &self,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (lower, upper) = bounds(range, after);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |inner| {
+            let mut sql = inner.sql.select.clone();
+            let mut args: Vec<String> = Vec::with_capacity(2);
+            let mut clauses = Vec::with_capacity(2);
+            match lower {
+                Lower::None => {}
+                Lower::After(k) => {
+                    clauses.push("session_key > ?");
+                    args.push(k);
+                }
+                Lower::From(k) => {
+                    clauses.push("session_key >= ?");
+                    args.push(k);
+                }
+            }
+            if let Some(end) = upper {
+                clauses.push("session_key < ?");
+                args.push(end);
+            }
+            if !clauses.is_empty() {
+                sql.push_str(" WHERE ");
+                sql.push_str(&clauses.join(" AND "));
+            }
+            sql.push_str(" ORDER BY session_key LIMIT ?");
+            let conn = inner.reader();
+            let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+            let params = args
+                .iter()
+                .map(|a| rusqlite::types::Value::Text(a.clone()))
+                .chain(std::iter::once(rusqlite::types::Value::Integer(limit)));
+            let mut rows = stmt.query(params_from_iter(params)).map_err(db_err)?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().map_err(db_err)? {
+                let key: String = r.get(0).map_err(db_err)?;
+                let data: String = r.get(1).map_err(db_err)?;
+                let expires = expiry_of(r.get_ref(2).map_err(db_err)?)?;
+                out.push(SessionRecord { key, data, expires });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.run(move |inner| {
+            let conn = inner.writer();
+            let n = conn
+                .execute(&inner.sql.purge, [compare_datetime(now)])
+                .map_err(db_err)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn password_hashes(
+        &self,
+        users_table: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        check_table_name(users_table)?;
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let users_table = users_table.to_owned();
+        let ids = ids.to_vec();
+        self.run(move |inner| {
+            let conn = inner.reader();
+            let mut out = HashMap::with_capacity(ids.len());
+            for chunk in ids.chunks(IN_CHUNK) {
+                // `id IN (?…)` with text parameters: SQLite applies the column's
+                // affinity to them, so an integer `id` matches "42" and uses its index.
+                let marks = vec!["?"; chunk.len()].join(", ");
+                let sql = format!("SELECT CAST(id AS TEXT), password FROM \"{users_table}\" WHERE id IN ({marks})");
+                let mut stmt = conn.prepare(&sql).map_err(db_err)?;
+                let mut rows = stmt.query(params_from_iter(chunk.iter())).map_err(db_err)?;
+                while let Some(r) = rows.next().map_err(db_err)? {
+                    let id: Option<String> = r.get(0).map_err(db_err)?;
+                    let password: Option<String> = r.get(1).map_err(db_err)?;
+                    if let (Some(id), Some(password)) = (id, password) {
+                        out.insert(id, password);
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// The lower bound of a scan: the later of the range's start and the cursor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Lower {
+    /// No lower bound.
+    None,
+    /// Keys strictly after this one (the cursor).
+    After(String),
+    /// Keys from this one on (the range's start).
+    From(String),
+}
+
+/// The bounds of a scan page: lower bound and exclusive upper bound.
+fn bounds(range: &KeyRange, after: Option<&str>) -> (Lower, Option<String>) {
+    let lower = match (range.start.as_deref(), after) {
+        (None, None) => Lower::None,
+        (Some(s), None) => Lower::From(s.to_owned()),
+        (None, Some(a)) => Lower::After(a.to_owned()),
+        (Some(s), Some(a)) if a >= s => Lower::After(a.to_owned()),
+        (Some(s), Some(_)) => Lower::From(s.to_owned()),
+    };
+    (lower, range.end.clone())
+}
+
+fn expiry_of(v: ValueRef<'_>) -> Result<OffsetDateTime, StoreError> {
+    let parsed = match v {
+        ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(parse_datetime),
+        _ => None,
+    };
+    parsed.ok_or_else(|| StoreError::backend(BACKEND, "unreadable expire_date value"))
+}
+
+/// Django's text for a datetime (`str(naive_utc_datetime)`):
+/// `YYYY-MM-DD HH:MM:SS`, then `.ffffff` unless the microseconds are zero.
+fn django_datetime(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    let base = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    match t.microsecond() {
+        0 => base,
+        us => format!("{base}.{us:06}"),
+    }
+}
+
+/// `now` for text comparisons: always six fraction digits, so that a stored
+/// `…:SS` (Django's whole-second form) compares as `…:SS.000000` would.
+fn compare_datetime(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
+/// Parses what Django's `parse_datetime` accepts: `YYYY-MM-DD[ T]HH:MM[:SS[.f…]]`
+/// with an optional `Z` / `±HH[:MM]` offset; no offset means UTC.
+fn parse_datetime(s: &str) -> Option<OffsetDateTime> {
+    let mut p = Parser {
+        s: s.trim().as_bytes(),
+        i: 0,
+    };
+    let year = p.digits(4, 4)?;
+    p.expect(b'-')?;
+    let month = p.digits(1, 2)?;
+    p.expect(b'-')?;
+    let day = p.digits(1, 2)?;
+    if !(p.eat(b' ') || p.eat(b'T')) {
+        return None;
+    }
+    let hour = p.digits(1, 2)?;
+    p.expect(b':')?;
+    let minute = p.digits(1, 2)?;
+    let mut second = 0;
+    let mut micro = 0;
+    if p.eat(b':') {
+        second = p.digits(1, 2)?;
+        if p.eat(b'.') || p.eat(b',') {
+            let start = p.i;
+            let frac = p.digits(1, 12)?;
+            let n = p.i - start;
+            micro = if n >= 6 {
+                frac / 10u64.pow(u32::try_from(n - 6).ok()?)
+            } else {
+                frac * 10u64.pow(u32::try_from(6 - n).ok()?)
+            };
+        }
+    }
+    while p.eat(b' ') {}
+    let offset = if p.eat(b'Z') {
+        UtcOffset::UTC
+    } else if p.peek() == Some(b'+') || p.peek() == Some(b'-') {
+        let negative = p.peek() == Some(b'-');
+        p.i += 1;
+        let h = p.digits(2, 2)?;
+        let _ = p.eat(b':');
+        let m = if p.peek().is_some_and(|c| c.is_ascii_digit()) {
+            p.digits(2, 2)?
+        } else {
+            0
+        };
+        let secs = i32::try_from(h * 3600 + m * 60).ok()?;
+        UtcOffset::from_whole_seconds(if negative { -secs } else { secs }).ok()?
+    } else {
+        UtcOffset::UTC
+    };
+    if p.i != p.s.len() {
+        return None;
+    }
+    let date = Date::from_calendar_date(
+        i32::try_from(year).ok()?,
+        Month::try_from(u8::try_from(month).ok()?).ok()?,
+        u8::try_from(day).ok()?,
+    )
+    .ok()?;
+    let time = Time::from_hms_micro(
+        u8::try_from(hour).ok()?,
+        u8::try_from(minute).ok()?,
+        u8::try_from(second).ok()?,
+        u32::try_from(micro).ok()?,
+    )
+    .ok()?;
+    Some(
+        PrimitiveDateTime::new(date, time)
+            .assume_offset(offset)
+            .to_offset(UtcOffset::UTC),
+    )
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> Option<()> {
+        self.eat(c).then_some(())
+    }
+
+    /// `min..=max` ASCII digits as a number.
+    fn digits(&mut self, min: usize, max: usize) -> Option<u64> {
+        let mut n: u64 = 0;
+        let mut count = 0;
+        while count < max {
+            match self.peek() {
+                Some(c) if c.is_ascii_digit() => {
+                    n = n * 10 + u64::from(c - b'0');
+                    self.i += 1;
+                    count += 1;
+                }
+                _ => break,
+            }
+        }
+        (count >= min).then_some(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn writes_what_django_writes() {
+        assert_eq!(
+            django_datetime(datetime!(2026-01-02 03:04:05 UTC)),
+            "2026-01-02 03:04:05"
+        );
+        assert_eq!(
+            django_datetime(datetime!(2026-01-02 03:04:05.000007 UTC)),
+            "2026-01-02 03:04:05.000007"
+        );
+        assert_eq!(
+            django_datetime(datetime!(2026-01-02 03:04:05.5 +01:00)),
+            "2026-01-02 02:04:05.500000"
+        );
+        assert_eq!(
+            compare_datetime(datetime!(2026-01-02 03:04:05 UTC)),
+            "2026-01-02 03:04:05.000000"
+        );
+    }
+
+    #[test]
+    fn reads_what_django_writes() {
+        let t = datetime!(2026-01-02 03:04:05.123456 UTC);
+        for s in [
+            "2026-01-02 03:04:05.123456",
+            "2026-01-02T03:04:05.123456",
+            "2026-01-02 03:04:05.123456+00:00",
+            "2026-01-02 03:04:05.123456Z",
+            "2026-01-02 04:04:05.123456+01:00",
+            "2026-01-02 03:04:05.1234569",
+        ] {
+            assert_eq!(parse_datetime(s), Some(t), "{s}");
+        }
+        assert_eq!(
+            parse_datetime("2026-01-02 03:04:05"),
+            Some(datetime!(2026-01-02 03:04:05 UTC))
+        );
+        assert_eq!(
+            parse_datetime("2026-01-02 03:04"),
+            Some(datetime!(2026-01-02 03:04 UTC))
+        );
+        assert_eq!(
+            parse_datetime("2026-01-02 03:04:05.5"),
+            Some(datetime!(2026-01-02 03:04:05.5 UTC))
+        );
+        for bad in [
+            "",
+            "2026-01-02",
+            "2026-13-02 03:04:05",
+            "2026-01-02 03:04:05x",
+            "yesterday",
+        ] {
+            assert_eq!(parse_datetime(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn text_order_matches_time_order() {
+        let base = datetime!(2026-01-02 03:04:05 UTC);
+        let times = [
+            base - time::Duration::seconds(1),
+            base - time::Duration::microseconds(1),
+            base,
+            base + time::Duration::microseconds(1),
+            base + time::Duration::milliseconds(500),
+            base + time::Duration::seconds(1),
+        ];
+        for a in times {
+            for b in times {
+                // stored (Django's form) vs now (comparison form)
+                assert_eq!(django_datetime(a) > compare_datetime(b), a > b, "{a} > {b}");
+                assert_eq!(
+                    django_datetime(a) <= compare_datetime(b),
+                    a <= b,
+                    "{a} <= {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn scan_bounds() {
+        let r = KeyRange {
+            start: Some("c".into()),
+            end: Some("m".into()),
+        };
+        assert_eq!(
+            bounds(&r, None),
+            (Lower::From("c".into()), Some("m".into()))
+        );
+        assert_eq!(
+            bounds(&r, Some("b")),
+            (Lower::From("c".into()), Some("m".into()))
+        );
+        assert_eq!(
+            bounds(&r, Some("d")),
+            (Lower::After("d".into()), Some("m".into()))
+        );
+        assert_eq!(bounds(&KeyRange::all(), None), (Lower::None, None));
+    }
+}
