@@ -1,14 +1,16 @@
 //! Real-browser key rotation: a headless Chromium (Debian's `chromium`, driven by
 //! `tests/browser/run.mjs` through playwright-core) signs up to `keyroll-demo`,
-//! stages, promotes and retires keys through `/operator`, and checks the session
-//! survives and moves to the new key. Once per mode (`cookie`, `server`), each
-//! with its own demo process, SQLite database and ring file.
+//! logs out and in, stages, promotes and retires keys through `/operator`, and
+//! checks the session survives and moves to the new key. Once per mode (`cookie`,
+//! `server`), each with its own demo process, SQLite database and ring file
+//! (`tests/browser/README.md` lists every check).
 //!
 //! The browser script's JSON result is then checked independently of the demo,
 //! against the secrets in the final ring file (one key, B, primary):
-//! - cookie mode: the final and the re-signed `sessionid` cookies decode under B
-//!   with `SessionCodec::signed_cookie`, role primary; the sign-up cookie (A) does not;
-//! - server mode: the session's row decodes under B with `SessionCodec::database`.
+//! - cookie mode: the final and every re-signed `sessionid` cookie decode under B
+//!   with `SessionCodec::signed_cookie`, role primary; the cookies signed by A do not;
+//! - server mode: the session's row decodes under B with `SessionCodec::database`;
+//!   if the session key was cycled after the promotion, the old row is gone.
 //!
 //! `tests/browser/run.sh` installs chromium (apt) and playwright-core (`npm ci`) when
 //! missing. Without `node` on the machine, or with `KEYROLL_SKIP_BROWSER=1`, the
