@@ -153,7 +153,7 @@ pub async fn census(
                     }
                     // Verification only: the payload is decoded too, so a row
                     // that verifies but cannot load counts as unverifiable.
-                    match codec.decode_at(&r.data, now) {
+                    match codec.object_signer().check_at(&r.data, None, now) {
                         Ok(v) => *per_key.entry(v.key_id).or_default() += 1,
                         Err(_) => unverifiable += 1,
                     }
@@ -249,12 +249,25 @@ impl Worker {
             let rows = self.store.scan(&range, after.as_deref(), batch).await?;
             let Some(last) = rows.last() else { break };
             after = Some(last.key.clone());
-            // Verify and decode each live row once.
-            let decoded: Vec<Option<Result<Verified<SessionData>, ()>>> = rows
+            // Verify each live row once. Without users to re-hash, the value is
+            // never built: the payload is only checked to decode.
+            let decoded: Vec<Option<Result<Checked, ()>>> = rows
                 .iter()
                 .map(|r| {
-                    (!r.is_expired_at(self.now))
-                        .then(|| self.codec.decode_at(&r.data, self.now).map_err(|_| ()))
+                    (!r.is_expired_at(self.now)).then(|| {
+                        if self.opts.users.is_some() {
+                            self.codec
+                                .resign_at(&r.data, self.now)
+                                .map(Checked::Decoded)
+                                .map_err(|_| ())
+                        } else {
+                            self.codec
+                                .object_signer()
+                                .resign_checked_at(&r.data, None, self.now)
+                                .map(|v| Checked::Resigned(v.value))
+                                .map_err(|_| ())
+                        }
+                    })
                 })
                 .collect();
             let fetched: HashMap<String, String>;
@@ -263,10 +276,9 @@ impl Worker {
                 Some(Users::Table(table)) => {
                     let ids: BTreeSet<String> = decoded
                         .iter()
-                        .filter_map(|d| {
-                            d.as_ref()
-                                .and_then(|r| r.as_ref().ok())
-                                .and_then(|v| user_id(&v.value))
+                        .filter_map(|d| match d {
+                            Some(Ok(Checked::Decoded(v))) => user_id(&v.value.0),
+                            _ => None,
                         })
                         .collect();
                     fetched = if ids.is_empty() {
@@ -291,7 +303,12 @@ impl Worker {
                         continue;
                     }
                     Some(Err(())) => Plan::Unverifiable,
-                    Some(Ok(v)) => self.plan(&r.data, v, passwords),
+                    Some(Ok(Checked::Resigned(Some(data)))) => Plan::Rewrite {
+                        data,
+                        rehashed: false,
+                    },
+                    Some(Ok(Checked::Resigned(None))) => Plan::Current,
+                    Some(Ok(Checked::Decoded(v))) => self.plan(v, passwords),
                 };
                 match plan {
                     Plan::Unverifiable => summary.unverifiable += 1,
@@ -330,65 +347,56 @@ impl Worker {
 
     fn plan(
         &self,
-        data: &str,
-        v: Verified<SessionData>,
+        v: Verified<(SessionData, Option<String>)>,
         passwords: &HashMap<String, String>,
     ) -> Plan {
-        let mut map = v.value.clone();
-        let mut rehashed = false;
-        if self.opts.users.is_some() {
-            let hash = map
-                .get(SESSION_USER_HASH)
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            if let (Some(id), Some(hash)) = (user_id(&map), hash) {
-                if let Some(password) = passwords.get(&id) {
-                    // Only a hash that verifies with the CURRENT password is upgraded.
-                    if let Ok(h) = self.auth.check_at(&hash, password, self.now) {
-                        if h.is_stale() {
-                            map.insert(
-                                SESSION_USER_HASH.to_owned(),
-                                Value::String(self.auth.make(password)),
-                            );
-                            rehashed = true;
-                        }
+        let timestamp = v.timestamp;
+        let (mut map, fresh) = v.value;
+        let hash = map
+            .get(SESSION_USER_HASH)
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let (Some(id), Some(hash)) = (user_id(&map), hash) {
+            if let Some(password) = passwords.get(&id) {
+                // Only a hash that verifies with the CURRENT password is upgraded.
+                if let Ok(h) = self.auth.check_at(&hash, password, self.now) {
+                    if h.is_stale() {
+                        map.insert(
+                            SESSION_USER_HASH.to_owned(),
+                            Value::String(self.auth.make(password)),
+                        );
+                        let ts = timestamp.unwrap_or_else(|| self.now.unix_timestamp());
+                        return match self
+                            .codec
+                            .object_signer()
+                            .dumps_with_timestamp(&Value::Object(map), ts)
+                        {
+                            Ok(data) => Plan::Rewrite {
+                                data,
+                                rehashed: true,
+                            },
+                            Err(_) => Plan::Unverifiable,
+                        };
                     }
                 }
             }
         }
-        if rehashed {
-            let ts = v.timestamp.unwrap_or_else(|| self.now.unix_timestamp());
-            return match self
-                .codec
-                .object_signer()
-                .dumps_with_timestamp(&Value::Object(map), ts)
-            {
-                Ok(data) => Plan::Rewrite {
-                    data,
-                    rehashed: true,
-                },
-                Err(_) => Plan::Unverifiable,
-            };
-        }
-        if !v.is_stale() {
-            return Plan::Current;
-        }
-        match self
-            .codec
-            .object_signer()
-            .timestamp_signer()
-            .resign_at(data, None, self.now)
-        {
-            Ok(r) => match r.value {
-                Some(data) => Plan::Rewrite {
-                    data,
-                    rehashed: false,
-                },
-                None => Plan::Current,
+        match fresh {
+            Some(data) => Plan::Rewrite {
+                data,
+                rehashed: false,
             },
-            Err(_) => Plan::Unverifiable,
+            None => Plan::Current,
         }
     }
+}
+
+/// A live row after its one verification.
+enum Checked {
+    /// Decoded (users to re-hash): the data, and the re-signed token when stale.
+    Decoded(Verified<(SessionData, Option<String>)>),
+    /// Checked without building the value: the re-signed token when stale.
+    Resigned(Option<String>),
 }
 
 enum Plan {

@@ -42,6 +42,7 @@
 
 mod bulk;
 mod engine;
+mod memory;
 mod store;
 mod url;
 
@@ -54,6 +55,7 @@ mod sqlite;
 
 pub use bulk::{census, resign, BulkOptions, Census, Progress, ResignSummary, Users};
 pub use engine::{LoadedSession, SessionEngine, StatsSnapshot};
+pub use memory::MemoryStore;
 pub use store::{
     check_table_name, is_valid_session_key, new_session_key, KeyRange, SessionRecord, Store,
     StoreError, Swap, MAX_SESSION_KEY_LEN, SESSION_KEY_CHARS, SESSION_KEY_LEN,

@@ -146,6 +146,9 @@ pub enum StoreError {
     /// A new unique session key could not be found (astronomically unlikely).
     #[error("could not find an unused session key")]
     KeyExhausted,
+    /// A session key that is not 8 to 40 characters of `[a-z0-9]`.
+    #[error("invalid session key (8 to 40 characters of a-z and 0-9)")]
+    InvalidKey,
     /// A table name that is not a plain SQL identifier.
     #[error("invalid table name {0:?}: use letters, digits and underscores")]
     BadTableName(String),

@@ -1,5 +1,5 @@
 //! Opening a store from a URL: `sqlite://relative.db`, `sqlite:///absolute.db`,
-//! `postgres://…`, `redis://…`.
+//! `postgres://…`, `redis://…`, `memory://`.
 
 use std::sync::Arc;
 
@@ -39,6 +39,9 @@ impl Default for StoreOptions {
 /// [`StoreError::BadUrl`], [`StoreError::FeatureMissing`], or the backend's error.
 pub async fn open_store(url: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
     check_table_name(&opts.table)?;
+    if url == "memory://" {
+        return Ok(Arc::new(crate::memory::MemoryStore::new()));
+    }
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
             return Err(bad_url(url));

@@ -1,5 +1,5 @@
-//! The SQLite backend: the shared suite, Django's layout and formats, and a
-//! (manual) bulk re-sign benchmark.
+//! The SQLite backend: the shared suite, Django's layout and formats.
+//! (The bulk re-sign benchmark is `bench/resign-vs-django`.)
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,10 +12,9 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
-use common::{data, full_ring, new_key, now, primary_decode, rec, sign, snapshot, FALLBACK};
-use keyroll_store::{resign, BulkOptions, SqliteStore, Store};
+use common::{data, new_key, now, rec, snapshot};
+use keyroll_store::{SqliteStore, Store};
 use time::macros::datetime;
 use time::Duration;
 
@@ -168,7 +167,10 @@ async fn writes_what_django_writes() {
         "{ddl}"
     );
     assert!(ddl.contains("\"expire_date\" datetime NOT NULL"), "{ddl}");
-    assert!(ddl.ends_with("WITHOUT ROWID"), "clustered by session key: {ddl}");
+    assert!(
+        ddl.ends_with("WITHOUT ROWID"),
+        "clustered by session key: {ddl}"
+    );
 }
 
 #[tokio::test]
@@ -217,197 +219,6 @@ async fn open_store_url() {
         .unwrap();
     assert_eq!(store.backend(), "sqlite");
     store.ensure_schema().await.unwrap();
-}
-
-/// Re-signing N rows (default 1,000,000) against SQLite's own rewrite of
-/// every row. Run: `cargo test --release -p keyroll-store --test sqlite -- --ignored --nocapture`
-/// (`KEYROLL_BENCH_ROWS` for another size). Prints:
-/// - `bare`: `UPDATE t SET session_data = session_data || ''` (SQLite alone);
-/// - `store paths`: every row through `scan` + `compare_and_swap_many` (same
-///   values written back: the store's share of a re-sign, no crypto);
-/// - `census`: scan + verify of every row (the crypto's read share);
-/// - `resign`: the whole re-sign, with 1 and 2 jobs.
-#[test]
-#[ignore = "benchmark: run by hand, in release mode"]
-fn bench_resign_vs_bare_update() {
-    use keyroll_store::{census, KeyRange, Swap};
-    use rand::Rng as _;
-
-    let rows: usize = std::env::var("KEYROLL_BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bench.db");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let now = now();
-    let store = Arc::new(SqliteStore::open(&path, "django_session").unwrap());
-    // KEYROLL_BENCH_DJANGO_DDL=1: the rowid table Django's migration makes.
-    if std::env::var("KEYROLL_BENCH_DJANGO_DDL").as_deref() == Ok("1") {
-        raw_conn(&path).execute_batch(DJANGO_DDL).unwrap();
-        eprintln!("table: Django's DDL (rowid)");
-    } else {
-        eprintln!("table: keyroll's ensure_schema (WITHOUT ROWID)");
-    }
-    rt.block_on(store.ensure_schema()).unwrap();
-
-    // A typical logged-in Django session, signed by the old key.
-    let mut session = data(0);
-    session.insert("_auth_user_id".into(), "12345".into());
-    session.insert(
-        "_auth_user_backend".into(),
-        "django.contrib.auth.backends.ModelBackend".into(),
-    );
-    session.insert(
-        "_auth_user_hash".into(),
-        "0123456789abcdef".repeat(4).into(),
-    );
-    let t = Instant::now();
-    {
-        let mut rng = rand::thread_rng();
-        let chars = keyroll_store::SESSION_KEY_CHARS;
-        let mut c = raw_conn(&path);
-        let tx = c.transaction().unwrap();
-        {
-            let mut stmt = tx
-                .prepare("INSERT INTO django_session VALUES (?1, ?2, ?3)")
-                .unwrap();
-            let expire = "2099-01-01 00:00:00";
-            for i in 0..rows {
-                let key: String = (0..32)
-                    .map(|_| char::from(chars[rng.gen_range(0..chars.len())]))
-                    .collect();
-                session.insert("n".into(), (i as i64).into());
-                let d = sign(
-                    FALLBACK,
-                    &session,
-                    now - Duration::seconds(i as i64 % 86_400),
-                );
-                stmt.execute([key.as_str(), d.as_str(), expire]).unwrap();
-            }
-        }
-        tx.commit().unwrap();
-        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
-    }
-    eprintln!("populate {rows}: {:?}", t.elapsed());
-    let size = std::fs::metadata(&path).unwrap().len();
-    eprintln!("database: {} MiB", size >> 20);
-
-    // SQLite skips writing a row whose new content equals the old, so
-    // `session_data || ''` measures a pass that rewrites nothing; `|| ' '`
-    // rewrites every row for real (on a copy: it breaks the signatures).
-    let reference = dir.path().join("reference.db");
-    std::fs::copy(&path, &reference).unwrap();
-    let mut bare = std::time::Duration::ZERO;
-    for (what, sql) in [
-        (
-            "bare UPDATE, same values (no page written)",
-            "UPDATE django_session SET session_data = session_data || ''",
-        ),
-        (
-            "bare UPDATE, every row changed",
-            "UPDATE django_session SET session_data = session_data || ' '",
-        ),
-    ] {
-        let c = raw_conn(&reference);
-        c.pragma_update(None, "synchronous", "NORMAL").unwrap();
-        let t = Instant::now();
-        let n = c.execute(sql, []).unwrap();
-        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
-        bare = t.elapsed();
-        assert_eq!(n, rows);
-        eprintln!("{what}: {bare:?}");
-    }
-    std::fs::remove_file(&reference).unwrap();
-    let ratio = |d: std::time::Duration| d.as_secs_f64() / bare.as_secs_f64();
-
-    let t = Instant::now();
-    let written = rt.block_on(async {
-        let mut after: Option<String> = None;
-        let mut written = 0usize;
-        loop {
-            let page = store
-                .scan(&KeyRange::all(), after.as_deref(), 1000)
-                .await
-                .unwrap();
-            let Some(last) = page.last() else { break };
-            after = Some(last.key.clone());
-            let swaps: Vec<Swap> = page
-                .iter()
-                .map(|r| Swap {
-                    key: r.key.clone(),
-                    expected: r.data.clone(),
-                    new: r.data.clone(),
-                })
-                .collect();
-            let done = store.compare_and_swap_many(&swaps).await.unwrap();
-            written += done.iter().filter(|d| **d).count();
-            if page.len() < 1000 {
-                break;
-            }
-        }
-        written
-    });
-    assert_eq!(written, rows);
-    let took = t.elapsed();
-    eprintln!(
-        "store paths (scan + CAS every row): {took:?} ({:.2}x bare)",
-        ratio(took)
-    );
-
-    // A copy with every row still stale, for the 2-job run.
-    {
-        let c = raw_conn(&path);
-        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
-    }
-    let copy = dir.path().join("copy.db");
-    std::fs::copy(&path, &copy).unwrap();
-
-    for (jobs, p) in [(1, &path), (2, &copy)] {
-        let s: Arc<dyn Store> = if jobs == 1 {
-            store.clone()
-        } else {
-            Arc::new(SqliteStore::open(p, "django_session").unwrap())
-        };
-        let opts = BulkOptions {
-            jobs,
-            batch: std::env::var("KEYROLL_BENCH_BATCH")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1000),
-            ..BulkOptions::default()
-        };
-        let t = Instant::now();
-        let sum = rt
-            .block_on(resign(s.clone(), &full_ring(), &opts, now, None))
-            .unwrap();
-        {
-            let c = raw_conn(p);
-            c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
-        }
-        let took = t.elapsed();
-        eprintln!(
-            "resign jobs={jobs}: {took:?} ({:.2}x bare) {}",
-            ratio(took),
-            sum.line()
-        );
-        assert_eq!(sum.resigned, rows as u64);
-        let t = Instant::now();
-        let c = rt
-            .block_on(census(s.clone(), &full_ring(), &opts, now, None))
-            .unwrap();
-        let took = t.elapsed();
-        eprintln!(
-            "census jobs={jobs} (all primary): {took:?} ({:.2}x bare)",
-            ratio(took)
-        );
-        assert_eq!(c.keys.len(), 1);
-    }
-    let sample = rt.block_on(store.scan(&KeyRange::all(), None, 1)).unwrap();
-    assert!(primary_decode(&sample[0].data, now).is_some());
 }
 
 /// Real Django reads what keyroll wrote into a table keyroll created, and

@@ -41,6 +41,7 @@ enum Admin {
     Postgres(String),
     #[cfg(feature = "redis")]
     Redis,
+    Memory,
 }
 
 /// Runs its closure on drop: removes what a test created, even after a panic.
@@ -92,6 +93,7 @@ impl Fixture {
             }
             #[cfg(feature = "redis")]
             Admin::Redis => panic!("redis has no users table ({table}, {id}, {password})"),
+            Admin::Memory => panic!("memory has no users table ({table}, {id}, {password})"),
         }
     }
 }
@@ -279,6 +281,17 @@ pub async fn redis() -> Option<Fixture> {
         users_table: None,
         admin: Admin::Redis,
         _cleanup: cleanup,
+    })
+}
+
+/// A fresh in-process store.
+pub async fn memory() -> Option<Fixture> {
+    Some(Fixture {
+        store: Arc::new(keyroll_store::MemoryStore::new()),
+        keeps_expired: true,
+        users_table: None,
+        admin: Admin::Memory,
+        _cleanup: Cleanup(None),
     })
 }
 

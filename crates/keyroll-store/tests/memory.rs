@@ -1,0 +1,11 @@
+//! The in-process store runs the same shared suite as every backend.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+common::store_suite!(common::memory);
