@@ -40,7 +40,7 @@ pub(crate) struct EngineStats {
     conflicts: AtomicU64,
 }
 
-/// A snapshot of [`EngineStats`].
+/// A snapshot of the engine's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StatsSnapshot {
     /// Sessions verified by the primary key.
