@@ -15,7 +15,7 @@ use keyroll::{
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::store::{KeyRange, Store, StoreError, Swap};
+use crate::store::{KeyRange, SessionRecord, Store, StoreError, Swap};
 
 /// Options of a census or a re-sign.
 #[derive(Clone, Debug)]
@@ -141,11 +141,12 @@ pub async fn census(
         tasks.spawn(async move {
             let mut per_key: HashMap<KeyId, u64> = HashMap::new();
             let (mut unverifiable, mut expired) = (0u64, 0u64);
-            let mut after: Option<String> = None;
+            let mut pager = Pager::new(range);
             loop {
-                let rows = store.scan(&range, after.as_deref(), batch).await?;
-                let Some(last) = rows.last() else { break };
-                after = Some(last.key.clone());
+                let rows = pager.next(store.as_ref(), batch).await?;
+                if rows.is_empty() {
+                    break;
+                }
                 for r in &rows {
                     if r.is_expired_at(now) {
                         expired += 1;
@@ -232,6 +233,59 @@ pub async fn resign(
     }
 }
 
+/// Walks a key range in batches: in the store's own storage order when it
+/// has one and the range is the whole table (sequential pages), else in key
+/// order with a key cursor.
+struct Pager {
+    range: KeyRange,
+    started: bool,
+    stored: Option<i64>,
+    after: Option<String>,
+}
+
+impl Pager {
+    fn new(range: KeyRange) -> Self {
+        Self {
+            range,
+            started: false,
+            stored: None,
+            after: None,
+        }
+    }
+
+    async fn next(
+        &mut self,
+        store: &dyn Store,
+        batch: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        if !self.started {
+            self.started = true;
+            if self.range == KeyRange::all() {
+                if let Some((rows, cursor)) = store.scan_stored(None, batch).await? {
+                    self.stored = Some(cursor);
+                    return Ok(rows);
+                }
+            }
+        }
+        if let Some(cursor) = self.stored {
+            return Ok(match store.scan_stored(Some(cursor), batch).await? {
+                Some((rows, next)) => {
+                    self.stored = Some(next);
+                    rows
+                }
+                None => Vec::new(),
+            });
+        }
+        let rows = store
+            .scan(&self.range, self.after.as_deref(), batch)
+            .await?;
+        if let Some(last) = rows.last() {
+            self.after = Some(last.key.clone());
+        }
+        Ok(rows)
+    }
+}
+
 struct Worker {
     store: Arc<dyn Store>,
     codec: Arc<SessionCodec>,
@@ -244,11 +298,12 @@ impl Worker {
     async fn run(&self, range: KeyRange, progress: Progress) -> Result<ResignSummary, StoreError> {
         let batch = self.opts.batch.max(1);
         let mut summary = ResignSummary::default();
-        let mut after: Option<String> = None;
+        let mut pager = Pager::new(range);
         loop {
-            let rows = self.store.scan(&range, after.as_deref(), batch).await?;
-            let Some(last) = rows.last() else { break };
-            after = Some(last.key.clone());
+            let rows = pager.next(self.store.as_ref(), batch).await?;
+            if rows.is_empty() {
+                break;
+            }
             // Verify each live row once. Without users to re-hash, the value is
             // never built: the payload is only checked to decode.
             let decoded: Vec<Option<Result<Checked, ()>>> = rows

@@ -79,6 +79,7 @@ struct Inner {
 
 /// The statements, with the (checked, quoted) table name in place.
 struct Sql {
+    quoted: String,
     create_table: String,
     has_expiry_index: String,
     create_index: String,
@@ -95,6 +96,7 @@ impl Sql {
     fn new(table: &str) -> Self {
         let t = format!("\"{table}\"");
         Self {
+            quoted: t.clone(),
             create_table: format!(
                 "CREATE TABLE IF NOT EXISTS {t} (\"session_key\" varchar(40) NOT NULL PRIMARY KEY, \
                  \"session_data\" text NOT NULL, \"expire_date\" datetime NOT NULL) WITHOUT ROWID"
@@ -460,6 +462,40 @@ impl Store for SqliteStore {
                 out.push(SessionRecord { key, data, expires });
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn scan_stored(
+        &self,
+        cursor: Option<i64>,
+        limit: usize,
+    ) -> Result<Option<(Vec<SessionRecord>, i64)>, StoreError> {
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let from = cursor.unwrap_or(i64::MIN);
+        self.run(move |inner| {
+            let sql = format!(
+                "SELECT rowid, session_key, session_data, expire_date FROM {} WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                inner.sql.quoted
+            );
+            let conn = inner.reader();
+            let mut stmt = match conn.prepare_cached(&sql) {
+                Ok(stmt) => stmt,
+                // A WITHOUT ROWID table (keyroll's own) is stored in key order already.
+                Err(e) if e.to_string().contains("no such column") => return Ok(None),
+                Err(e) => return Err(db_err(e)),
+            };
+            let mut rows = stmt.query(rusqlite::params![from, limit]).map_err(db_err)?;
+            let mut out = Vec::new();
+            let mut last = from;
+            while let Some(r) = rows.next().map_err(db_err)? {
+                last = r.get(0).map_err(db_err)?;
+                let key: String = r.get(1).map_err(db_err)?;
+                let data: String = r.get(2).map_err(db_err)?;
+                let expires = expiry_of(r.get_ref(3).map_err(db_err)?)?;
+                out.push(SessionRecord { key, data, expires });
+            }
+            Ok(Some((out, last)))
         })
         .await
     }

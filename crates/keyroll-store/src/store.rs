@@ -29,7 +29,9 @@ pub fn new_session_key() -> String {
 /// (Django refuses keys shorter than 8). Anything else is never looked up.
 pub fn is_valid_session_key(key: &str) -> bool {
     (8..=MAX_SESSION_KEY_LEN).contains(&key.len())
-        && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// One stored session: its key, its signed data, and when it expires.
@@ -219,6 +221,21 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Bulk scans in the order rows are stored, where that differs from key
+    /// order (a SQLite table with a rowid, as Django creates it): census and
+    /// re-sign then touch pages sequentially instead of at random. `cursor` is
+    /// the position returned by the previous call (`None` to start); the
+    /// result is the page and the next cursor. `Ok(None)`: the store has no
+    /// such order; use [`Store::scan`].
+    async fn scan_stored(
+        &self,
+        cursor: Option<i64>,
+        limit: usize,
+    ) -> Result<Option<(Vec<SessionRecord>, i64)>, StoreError> {
+        let _ = (cursor, limit);
+        Ok(None)
+    }
 
     /// Deletes expired records; returns how many.
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError>;

@@ -279,3 +279,43 @@ print(t.session_key)
     assert_eq!(got.data["who"], "django");
     assert!(got.expires > now + Duration::minutes(59));
 }
+
+/// Bulk jobs walk a Django (rowid) table in storage order, and fall back to
+/// key order on keyroll's own table, which is stored in key order already.
+#[tokio::test]
+async fn stored_order_scan_pages_a_django_table_and_not_keyrolls() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("django.db");
+    raw_conn(&path).execute_batch(DJANGO_DDL).unwrap();
+    let store = SqliteStore::open(&path, "django_session").unwrap();
+    let now = now();
+    let mut keys = Vec::new();
+    for i in 0..25 {
+        let key = new_key();
+        store
+            .save(&rec(&key, &format!("d{i}"), now + Duration::hours(1)))
+            .await
+            .unwrap();
+        keys.push(key);
+    }
+    // Pages of 10 in insertion (rowid) order, then an empty page.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (page, next) = store
+            .scan_stored(cursor, 10)
+            .await
+            .unwrap()
+            .expect("rowid table");
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(page.into_iter().map(|r| r.key));
+        cursor = Some(next);
+    }
+    assert_eq!(seen, keys, "every row once, in the order stored");
+
+    let own = SqliteStore::open(&dir.path().join("own.db"), "keyroll_session").unwrap();
+    own.ensure_schema().await.unwrap();
+    assert!(own.scan_stored(None, 10).await.unwrap().is_none());
+}
