@@ -145,8 +145,7 @@ pub fn messages_cookie(ring: &KeyRing) -> ObjectSigner {
     let signer = SignerBuilder::new()
         .salt(MESSAGES_SALT)
         .key_prefix(COOKIE_KEY_PREFIX)
-        .build_timestamp(ring)
-        .unwrap_or_else(|_| TimestampSigner::new(ring));
+        .build_timestamp_colon(ring);
     ObjectSigner::from_timestamp_signer(signer, true)
 }
 

@@ -59,14 +59,7 @@ impl SessionCodec {
 
     /// Full control: any signer options (limits, future tolerance).
     pub fn with_builder(ring: &KeyRing, builder: SignerBuilder, max_age: Option<Duration>) -> Self {
-        // Session salts are set and the separator is the default, so this cannot fail.
-        let signer = builder
-            .sep(":")
-            .build_timestamp(ring)
-            .map(|t| ObjectSigner::from_timestamp_signer(t, true))
-            .unwrap_or_else(|_| {
-                ObjectSigner::from_timestamp_signer(crate::TimestampSigner::new(ring), true)
-            });
+        let signer = ObjectSigner::from_timestamp_signer(builder.build_timestamp_colon(ring), true);
         Self { signer, max_age }
     }
 

@@ -124,6 +124,16 @@ impl SignerBuilder {
         self.salt.is_some()
     }
 
+    /// A `TimestampSigner` with Django's `:` separator, which needs no check
+    /// (for formats that fix the separator: sessions, the messages cookie).
+    pub(crate) fn build_timestamp_colon(&self, ring: &KeyRing) -> TimestampSigner {
+        let b = self.clone().sep(":");
+        TimestampSigner {
+            inner: Signer::with_salt_of(&b, ring, TIMESTAMP_SIGNER_SALT),
+            future_tolerance: b.future_tolerance,
+        }
+    }
+
     /// Bytes put before every secret (Django's cookie signer uses `django.http.cookies`).
     pub(crate) fn key_prefix(mut self, prefix: &[u8]) -> Self {
         self.key_prefix = prefix.to_vec();
@@ -226,6 +236,11 @@ impl Signer {
             // Django's pattern is `^[A-z0-9-_=]*$`; `A-z` also spans `[\]^_` and the backtick.
             return Err(ConfigError::UnsafeSeparator(b.sep.clone()));
         }
+        Ok(Self::with_salt_of(b, ring, default_salt))
+    }
+
+    /// The signer for a builder whose separator is known to be safe.
+    fn with_salt_of(b: &SignerBuilder, ring: &KeyRing, default_salt: &str) -> Self {
         // Django: `salt or default`, so an empty salt means the default.
         let salt = b
             .salt
@@ -233,7 +248,7 @@ impl Signer {
             .filter(|s| !s.is_empty())
             .unwrap_or(default_salt);
         let key_salt = format!("{salt}signer");
-        Ok(Self::prepared(b, ring, key_salt.as_bytes()))
+        Self::prepared(b, ring, key_salt.as_bytes())
     }
 
     fn prepared(b: &SignerBuilder, ring: &KeyRing, key_salt: &[u8]) -> Self {
