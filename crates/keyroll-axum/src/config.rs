@@ -1,8 +1,47 @@
 //! Session cookie settings, secure by default.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use cookie::SameSite;
+use time::OffsetDateTime;
+
+/// Where a request's "now" comes from (signing time, expiry, key retirement).
+///
+/// The system clock by default; tests and drills can substitute their own
+/// with [`SessionConfig::clock`].
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> OffsetDateTime + Send + Sync>);
+
+impl Clock {
+    /// The system clock (UTC).
+    pub fn system() -> Self {
+        Self(Arc::new(OffsetDateTime::now_utc))
+    }
+
+    /// A clock that calls `f`.
+    pub fn from_fn(f: impl Fn() -> OffsetDateTime + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// The instant now.
+    pub fn now(&self) -> OffsetDateTime {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::system()
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Clock")
+    }
+}
 
 /// Longest session cookie value read or written (browsers keep about 4 KiB per cookie).
 pub const DEFAULT_MAX_COOKIE_LEN: usize = 4096;
@@ -23,6 +62,7 @@ pub struct SessionConfig {
     pub(crate) max_age: Duration,
     pub(crate) save_every_request: bool,
     pub(crate) max_cookie_len: usize,
+    pub(crate) clock: Clock,
 }
 
 impl Default for SessionConfig {
@@ -37,6 +77,7 @@ impl Default for SessionConfig {
             max_age: keyroll::DEFAULT_SESSION_COOKIE_AGE,
             save_every_request: false,
             max_cookie_len: DEFAULT_MAX_COOKIE_LEN,
+            clock: Clock::system(),
         }
     }
 }
@@ -103,6 +144,15 @@ impl SessionConfig {
     /// signed-cookie session is refused with an error.
     pub fn max_cookie_len(mut self, len: usize) -> Self {
         self.max_cookie_len = len;
+        self
+    }
+
+    /// Where each request's "now" comes from (the system clock). Every
+    /// time-dependent check of a request (signature age, session expiry, a
+    /// fallback key's `retire_after`) uses the instant this clock gives when
+    /// the request starts.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 

@@ -54,7 +54,7 @@ mod session;
 mod tokens;
 
 pub use auth::{current_user, login, logout, update_session_auth_hash, UserLoader};
-pub use config::{SameSite, SessionConfig, DEFAULT_MAX_COOKIE_LEN};
+pub use config::{Clock, SameSite, SessionConfig, DEFAULT_MAX_COOKIE_LEN};
 pub use error::SessionError;
 pub use ring::RingHandle;
 pub use session::{Session, SessionLayer, SessionService};

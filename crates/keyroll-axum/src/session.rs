@@ -163,7 +163,8 @@ where
             &shared.config.cookie_name,
             shared.config.max_cookie_len,
         );
-        let session = Session::new(shared, incoming, OffsetDateTime::now_utc());
+        let now = shared.config.clock.now();
+        let session = Session::new(shared, incoming, now);
         req.extensions_mut().insert(session.clone());
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
