@@ -188,6 +188,37 @@ impl RingHandle {
     }
 }
 
+#[cfg(unix)]
+impl RingHandle {
+    /// Spawns a task that reloads the ring from `path` every time the process
+    /// receives `SIGHUP` — the operator's "edit the ring file, then
+    /// `kill -HUP <pid>`". A broken file is logged and leaves the running ring
+    /// in place (see [`RingHandle::reload_from_file`]); signals that arrive
+    /// while a reload runs are coalesced into one more reload. Needs a Tokio
+    /// runtime with signals enabled. Abort the returned handle to stop.
+    ///
+    /// # Errors
+    /// The I/O error when the signal handler cannot be installed.
+    pub fn reload_on_sighup(
+        &self,
+        path: impl Into<PathBuf>,
+        opts: OpenOptions,
+    ) -> std::io::Result<tokio::task::JoinHandle<()>> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let path = path.into();
+        let handle = self.clone();
+        // Installed now, not when the task first runs: a SIGHUP sent right after
+        // this returns is not lost (nor does it kill the process).
+        let mut hup = signal(SignalKind::hangup())?;
+        Ok(tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!(path = %path.display(), "SIGHUP: reloading the key ring");
+                let _ = handle.reload_from_file(&path, opts);
+            }
+        }))
+    }
+}
+
 fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
@@ -197,4 +228,46 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 /// them at load time, at the edge, like any configuration.
 fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use time::OffsetDateTime;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sighup_reloads_the_ring_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring.toml");
+        let now = OffsetDateTime::now_utc();
+        RingFile::generate(now, 50).create_new(&path).unwrap();
+        let ring = RingHandle::open(&path, OpenOptions::default()).unwrap();
+        let first = ring.current().primary().id();
+        let task = ring
+            .reload_on_sighup(&path, OpenOptions::default())
+            .unwrap();
+        let (new, old) = RingFile::update(&path, OpenOptions::default(), &env_var, |rf| {
+            rf.stage(now, 50);
+            rf.promote(None, Duration::from_secs(60), Duration::ZERO, true, now)
+        })
+        .unwrap();
+        assert_eq!(old, first);
+        // Not reloaded until the signal.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(ring.current().primary().id(), first);
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &std::process::id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for _ in 0..200 {
+            if ring.current().primary().id() == new {
+                task.abort();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("SIGHUP did not reload the ring");
+    }
 }
