@@ -2,10 +2,11 @@
 
 use std::fmt;
 
+use hmac::digest::{Digest, KeyInit};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// A hash function Django lets a signer use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -104,6 +105,30 @@ pub(crate) fn hex_digit(n: u8) -> char {
     char::from_digit(u32::from(n & 15), 16).unwrap_or('0')
 }
 
+/// `D(a ‖ b ‖ c)`, wiped on drop.
+fn derived<D: Digest>(a: &[u8], b: &[u8], c: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut h = D::new();
+    h.update(a);
+    h.update(b);
+    h.update(c);
+    Zeroizing::new(h.finalize().to_vec())
+}
+
+/// A MAC keyed with `key`, which is one digest long, never longer than the
+/// hash's block: it is zero-padded to a block here exactly as HMAC pads a
+/// short key itself, so the infallible block-key constructor gives the same
+/// MAC as `new_from_slice` without an error arm that could never be taken.
+/// The padded copy is wiped.
+fn keyed<M: KeyInit>(key: &[u8]) -> M {
+    let mut block = hmac::digest::Key::<M>::default();
+    for (dst, src) in block.iter_mut().zip(key) {
+        *dst = *src;
+    }
+    let mac = M::new(&block);
+    block.as_mut_slice().zeroize();
+    mac
+}
+
 /// An HMAC keyed with a derived key `H(key_salt ‖ prefix ‖ secret)`, computed
 /// once and reused: the inner and outer hash states are precomputed.
 #[derive(Clone)]
@@ -117,33 +142,13 @@ impl MacKey {
     /// Derives the HMAC key as Django's `salted_hmac` does. `prefix` is put
     /// between salt and secret (the cookie signer's `django.http.cookies`).
     pub(crate) fn derive(alg: Algorithm, key_salt: &[u8], prefix: &[u8], secret: &[u8]) -> Self {
-        fn derived<D: sha2::Digest>(a: &[u8], b: &[u8], c: &[u8]) -> Zeroizing<Vec<u8>> {
-            let mut h = D::new();
-            h.update(a);
-            h.update(b);
-            h.update(c);
-            Zeroizing::new(h.finalize().to_vec())
-        }
-        // HMAC accepts keys of any length, so `new_from_slice` cannot fail;
-        // the fallback arm is never taken but keeps this free of panics.
         match alg {
-            Algorithm::Sha1 => {
-                let k = derived::<Sha1>(key_salt, prefix, secret);
-                MacKey::Sha1(
-                    Hmac::new_from_slice(&k).unwrap_or_else(|_| Hmac::new(&Default::default())),
-                )
-            }
+            Algorithm::Sha1 => MacKey::Sha1(keyed(&derived::<Sha1>(key_salt, prefix, secret))),
             Algorithm::Sha256 => {
-                let k = derived::<Sha256>(key_salt, prefix, secret);
-                MacKey::Sha256(
-                    Hmac::new_from_slice(&k).unwrap_or_else(|_| Hmac::new(&Default::default())),
-                )
+                MacKey::Sha256(keyed(&derived::<Sha256>(key_salt, prefix, secret)))
             }
             Algorithm::Sha512 => {
-                let k = derived::<Sha512>(key_salt, prefix, secret);
-                MacKey::Sha512(
-                    Hmac::new_from_slice(&k).unwrap_or_else(|_| Hmac::new(&Default::default())),
-                )
+                MacKey::Sha512(keyed(&derived::<Sha512>(key_salt, prefix, secret)))
             }
         }
     }
