@@ -10,7 +10,7 @@ use keyroll::ringfile::{
     format_duration, parse_duration, AutoAction, OpenOptions, RingEntry, RingFile, RingFileError,
     SecretSource, DEFAULT_SECRET_LEN,
 };
-use keyroll::{KeyId, Role};
+use keyroll::{KeyId, Role, Secret};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -36,10 +36,24 @@ pub(crate) enum RingCommand {
     /// Add a new staged key (verify-only until promoted); print its key id.
     ///
     /// Stage on every server first, then promote: no server ever meets a token
-    /// it cannot verify.
+    /// it cannot verify. Without a --secret-* flag a new random secret is
+    /// generated (for one ring file shared by every server); to stage the SAME
+    /// key in each server's own ring file, make it once (`keyroll keygen >
+    /// new.secret`) and give it with --secret-stdin (copied into the file),
+    /// --secret-file or --secret-env (the file names where it lives).
+    /// Staging a key that is already staged changes nothing (safe to rerun).
     Stage {
         /// The ring file.
         file: PathBuf,
+        /// Read the secret from stdin (one trailing newline dropped) and keep it in the ring file.
+        #[arg(long, conflicts_with_all = ["secret_file", "secret_env"])]
+        secret_stdin: bool,
+        /// Stage the secret kept in this file (one trailing newline dropped); the ring file refers to it.
+        #[arg(long, value_name = "PATH", conflicts_with = "secret_env")]
+        secret_file: Option<PathBuf>,
+        /// Stage the secret held by this environment variable; the ring file refers to it.
+        #[arg(long, value_name = "NAME")]
+        secret_env: Option<String>,
         /// Accept a ring file that group or others can read.
         #[arg(long)]
         allow_insecure: bool,
@@ -141,10 +155,15 @@ pub(crate) fn run(cmd: RingCommand) -> anyhow::Result<ExitCode> {
         }
         RingCommand::Stage {
             file,
+            secret_stdin,
+            secret_file,
+            secret_env,
             allow_insecure,
         } => {
-            let id = RingFile::update(&file, opts(allow_insecure), &env_var, |rf| {
-                Ok(rf.stage(now, DEFAULT_SECRET_LEN))
+            let given = given_secret(secret_stdin, secret_file, secret_env)?;
+            let id = RingFile::update(&file, opts(allow_insecure), &env_var, |rf| match given {
+                None => Ok(rf.stage(now, DEFAULT_SECRET_LEN)),
+                Some((source, secret)) => stage_given(rf, source, secret, now),
             })?;
             println!("{id}");
         }
@@ -215,6 +234,96 @@ pub(crate) fn run(cmd: RingCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Drops one trailing newline (`\n` or `\r\n`), as the ring file does for `secret_file`.
+fn chomp(mut bytes: Vec<u8>) -> Vec<u8> {
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+    }
+    bytes
+}
+
+/// Largest secret read from stdin or a file: a secret is tens of bytes.
+const MAX_GIVEN_SECRET: u64 = 64 * 1024;
+
+/// The secret given to `ring stage` (never echoed in any message), with where it lives.
+fn given_secret(
+    stdin: bool,
+    file: Option<PathBuf>,
+    env: Option<String>,
+) -> anyhow::Result<Option<(SecretSource, Secret)>> {
+    use std::io::Read as _;
+    let (source, bytes) = if stdin {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .take(MAX_GIVEN_SECRET + 1)
+            .read_to_end(&mut bytes)
+            .context("reading the secret from stdin")?;
+        if bytes.len() as u64 > MAX_GIVEN_SECRET {
+            bail!("the secret on stdin is larger than 64 KiB; not a secret");
+        }
+        (SecretSource::Inline, chomp(bytes))
+    } else if let Some(path) = file {
+        // The ring file resolves relative paths against its own directory: store an absolute one.
+        let path = std::path::absolute(&path)
+            .with_context(|| format!("secret file {}", path.display()))?;
+        let meta =
+            std::fs::metadata(&path).with_context(|| format!("secret file {}", path.display()))?;
+        if !meta.is_file() || meta.len() > MAX_GIVEN_SECRET {
+            bail!(
+                "secret file {}: not a regular file of at most 64 KiB",
+                path.display()
+            );
+        }
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("secret file {}", path.display()))?;
+        (SecretSource::File(path), chomp(bytes))
+    } else if let Some(name) = env {
+        let value = env_var(&name)
+            .with_context(|| format!("the environment variable {name} is not set"))?;
+        (SecretSource::Env(name), value.into_bytes())
+    } else {
+        return Ok(None);
+    };
+    if bytes.is_empty() {
+        bail!("the given secret is empty");
+    }
+    Ok(Some((source, Secret::new(bytes))))
+}
+
+/// Stages a given secret; a key already staged is left as it is (reruns are safe).
+fn stage_given(
+    rf: &mut RingFile,
+    source: SecretSource,
+    secret: Secret,
+    now: OffsetDateTime,
+) -> Result<KeyId, RingFileError> {
+    let id = secret.id();
+    if let Some(e) = rf.entries.iter().find(|e| e.id() == id) {
+        return if e.role == Role::Staged {
+            Ok(id)
+        } else {
+            Err(RingFileError::Refused(format!(
+                "key {id} is already in the ring as its {} key",
+                e.role
+            )))
+        };
+    }
+    rf.entries.push(RingEntry {
+        role: Role::Staged,
+        source,
+        secret,
+        created: Some(now),
+        staged_at: Some(now),
+        promoted_at: None,
+        retire_after: None,
+    });
+    Ok(id)
 }
 
 fn source(e: &RingEntry) -> String {

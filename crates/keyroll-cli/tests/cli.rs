@@ -200,6 +200,120 @@ fn ring_life_cycle() {
 }
 
 #[test]
+fn ring_stage_a_given_secret_on_every_server() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir(&a).expect("mkdir");
+    std::fs::create_dir(&b).expect("mkdir");
+    let (ring_a, ring_b) = (ring_file(&a), ring_file(&b));
+    let o = run(keyroll().arg("keygen"), "");
+    let secret = stdout(&o);
+    assert_eq!(secret.trim().len(), 50);
+    let want = KeyRing::new(Secret::from(secret.trim()))
+        .primary()
+        .id()
+        .to_string();
+
+    // The same key staged from stdin into each server's own file: one id, copied inline.
+    for ring in [&ring_a, &ring_b] {
+        let o = run(
+            keyroll()
+                .args(["ring", "stage", "--secret-stdin"])
+                .arg(ring),
+            &secret,
+        );
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_eq!(stdout(&o).trim(), want);
+        assert!(!stderr(&o).contains(secret.trim()));
+        assert!(secrets_in(ring).contains(&secret.trim().to_owned()));
+    }
+    // Rerunning changes nothing.
+    let before = std::fs::read_to_string(&ring_a).expect("ring");
+    let o = run(
+        keyroll()
+            .args(["ring", "stage", "--secret-stdin"])
+            .arg(&ring_a),
+        &secret,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), want);
+    assert_eq!(std::fs::read_to_string(&ring_a).expect("ring"), before);
+
+    // Promoted, it is the same primary on both; staging it again is refused.
+    for ring in [&ring_a, &ring_b] {
+        let o = run(keyroll().args(["ring", "promote"]).arg(ring), "");
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert!(stdout(&o).starts_with(&format!("promoted {want} to primary")));
+    }
+    let o = run(
+        keyroll()
+            .args(["ring", "stage", "--secret-stdin"])
+            .arg(&ring_a),
+        &secret,
+    );
+    assert_eq!(code(&o), 2, "{}", stdout(&o));
+    assert!(stderr(&o).contains("already in the ring"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(secret.trim()));
+
+    // --secret-file: the ring file refers to the secret file (absolute path), no copy.
+    let c = dir.path().join("c");
+    std::fs::create_dir(&c).expect("mkdir");
+    let ring_c = ring_file(&c);
+    std::fs::write(c.join("next.secret"), &secret).expect("write");
+    let o = run(
+        keyroll()
+            .current_dir(&c)
+            .args(["ring", "stage", "--secret-file", "next.secret"])
+            .arg(&ring_c),
+        "",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), want);
+    let text = std::fs::read_to_string(&ring_c).expect("ring");
+    assert!(!text.contains(secret.trim()), "the secret was copied");
+    let o = run(keyroll().args(["ring", "list"]).arg(&ring_c), "");
+    let abs = c.join("next.secret").canonicalize().expect("abs");
+    assert!(
+        stdout(&o).contains(&format!("{want}\tstaged\t"))
+            && stdout(&o).contains(&format!("file:{}", abs.display())),
+        "{}",
+        stdout(&o)
+    );
+
+    // --secret-env, and the bad cases: unset variable, empty stdin, two sources.
+    let o = run(
+        keyroll()
+            .env("KR_NEXT", secret.trim())
+            .args(["ring", "stage", "--secret-env", "KR_NEXT"])
+            .arg(&ring_b),
+        "",
+    );
+    assert_eq!(code(&o), 2, "already the primary: {}", stderr(&o));
+    let o = run(
+        keyroll()
+            .args(["ring", "stage", "--secret-env", "KR_UNSET_FOR_TEST"])
+            .arg(&ring_b),
+        "",
+    );
+    assert_eq!(code(&o), 2);
+    let o = run(
+        keyroll()
+            .args(["ring", "stage", "--secret-stdin"])
+            .arg(&ring_b),
+        "\n",
+    );
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("empty"), "{}", stderr(&o));
+    let o = run(
+        keyroll()
+            .args(["ring", "stage", "--secret-stdin", "--secret-env", "X"])
+            .arg(&ring_b),
+        "",
+    );
+    assert_eq!(code(&o), 2);
+}
+
+#[test]
 fn ring_check_lints() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = ring_file(dir.path());
