@@ -13,8 +13,10 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../../tests/support/django_venv.rs"]
+mod django_venv;
+use django_venv::{django_python, repo_root};
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -44,30 +46,6 @@ fn ring_b_fallback_a() -> KeyRing {
 }
 
 // ------------------------------------------------------------ Django
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The Python of a venv with Django `version` ("5.2" or "4.2"): from
-/// `KEYROLL_DJANGO52_PYTHON` / `KEYROLL_DJANGO42_PYTHON`, else set up on first use.
-fn django_python(version: &str) -> PathBuf {
-    let var = format!("KEYROLL_DJANGO{}_PYTHON", version.replace('.', ""));
-    if let Ok(p) = std::env::var(&var) {
-        if !p.is_empty() {
-            return PathBuf::from(p);
-        }
-    }
-    let out = Command::new("bash")
-        .arg(repo_root().join("tests/django/setup-venv.sh"))
-        .arg(version)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run setup-venv.sh");
-    assert!(out.status.success(), "setup-venv.sh {version} failed");
-    let stdout = String::from_utf8(out.stdout).expect("utf8");
-    PathBuf::from(stdout.lines().last().expect("python path").trim())
-}
 
 /// A running `cookie_app/serve.py`; killed on drop.
 struct Django {

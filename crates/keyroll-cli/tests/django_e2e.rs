@@ -25,9 +25,12 @@
     clippy::indexing_slicing
 )] // test code
 
+#[path = "../../../tests/support/django_venv.rs"]
+mod django_venv;
+use django_venv::{django_python, repo_root};
 use std::io::Write as _;
 use std::net::{TcpStream, ToSocketAddrs as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -70,30 +73,8 @@ impl Scenario {
     }
 }
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn e2e_script() -> PathBuf {
     repo_root().join("tests/django/e2e_project/e2e.py")
-}
-
-/// The Python of the Django 5.2 venv: `KEYROLL_DJANGO52_PYTHON`, else set up on first use.
-fn django_python() -> PathBuf {
-    if let Ok(p) = std::env::var("KEYROLL_DJANGO52_PYTHON") {
-        if !p.is_empty() {
-            return PathBuf::from(p);
-        }
-    }
-    let out = Command::new("bash")
-        .arg(repo_root().join("tests/django/setup-venv.sh"))
-        .arg("5.2")
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run setup-venv.sh");
-    assert!(out.status.success(), "setup-venv.sh 5.2 failed");
-    let stdout = String::from_utf8(out.stdout).expect("utf8");
-    PathBuf::from(stdout.lines().last().expect("python path").trim())
 }
 
 /// Said even when the harness captures output (`eprintln!` would be swallowed
@@ -561,7 +542,7 @@ fn django_sqlite_rotation_logs_nobody_out() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("django.sqlite3");
     let django = Django {
-        python: django_python(),
+        python: django_python("5.2"),
         db: format!("sqlite:{}", db.display()),
     };
     let url = format!("sqlite://{}", db.display()); // absolute path: sqlite:///…
@@ -631,7 +612,7 @@ fn django_postgres_rotation_logs_nobody_out() {
         .subsec_nanos();
     let name = format!("kr_e2e_{}_{nanos}", std::process::id());
     let django = Django {
-        python: django_python(),
+        python: django_python("5.2"),
         db: format!("postgres:{name}"),
     };
     // Installs psycopg into the venv on first use, then creates the database.

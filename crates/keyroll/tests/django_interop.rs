@@ -16,8 +16,11 @@
     clippy::too_many_arguments
 )] // test code
 
+#[path = "../../../tests/support/django_venv.rs"]
+mod django_venv;
+use django_venv::{django_python, repo_root};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -28,31 +31,6 @@ use keyroll::{
 };
 use serde_json::{json, Value};
 use time::OffsetDateTime;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The Python of a venv with Django `version` ("5.2" or "4.2"): from
-/// `KEYROLL_DJANGO52_PYTHON` / `KEYROLL_DJANGO42_PYTHON`, else set up on first use.
-fn django_python(version: &str) -> PathBuf {
-    let var = format!("KEYROLL_DJANGO{}_PYTHON", version.replace('.', ""));
-    if let Ok(p) = std::env::var(&var) {
-        if !p.is_empty() {
-            return PathBuf::from(p);
-        }
-    }
-    let script = repo_root().join("tests/django/setup-venv.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(version)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run setup-venv.sh");
-    assert!(out.status.success(), "setup-venv.sh {version} failed");
-    let stdout = String::from_utf8(out.stdout).expect("utf8");
-    PathBuf::from(stdout.lines().last().expect("python path").trim())
-}
 
 fn run_python(python: &Path, script: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
     let mut child = Command::new(python)
