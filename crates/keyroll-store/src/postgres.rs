@@ -3,14 +3,28 @@
 //! `expire_date` is `timestamp with time zone`, as Django creates it. Every
 //! statement is prepared once per pooled connection. A batch of
 //! compare-and-swaps is one `UPDATE … FROM unnest(…)` statement.
+//!
+//! Nothing waits without bound (URL parameters, seconds; see
+//! [`crate::open_store`]): `connect_timeout` (default 5) bounds opening a
+//! connection, TCP connect *and* startup/authentication (tokio-postgres'
+//! own `connect_timeout` covers only the TCP connect); `pool_timeout`
+//! (default 5) bounds the wait for a pooled connection when all are busy;
+//! `query_timeout` (default 10) bounds each operation's statements. A
+//! connection whose statement timed out is closed rather than returned to
+//! the pool (it may be wedged behind a dead network path). A connection the
+//! server or network closed is dropped by the pool's recycle check, so the
+//! store reconnects by itself once the server is back.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+};
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
@@ -19,12 +33,37 @@ use crate::store::{
     check_table_name, is_valid_session_key, new_session_key, KeyRange, SessionRecord, Store,
     StoreError, Swap,
 };
+use crate::url::Timeouts;
 
 const BACKEND: &str = "postgres";
 /// Fresh keys tried by `create` before giving up.
 const CREATE_ATTEMPTS: usize = 10;
-/// Connect timeout when the URL sets none.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Expired rows deleted per statement by `purge_expired` (keeps each
+/// statement well inside the query timeout on a large table).
+const PURGE_CHUNK: i64 = 5000;
+
+/// Runs `$body` (statements on `$c`, a pooled client) under the query
+/// timeout. A client whose statements timed out is closed, never handed
+/// back to the pool.
+macro_rules! timed {
+    ($self:ident, $c:ident, $body:expr) => {{
+        #[allow(unused_mut)]
+        let mut $c = $self.client().await?;
+        let outcome = tokio::time::timeout($self.timeouts.query, typed(async { $body })).await;
+        match outcome {
+            Ok(r) => r,
+            Err(_) => {
+                drop(Object::take($c));
+                Err($self.timed_out("query_timeout", $self.timeouts.query))
+            }
+        }
+    }};
+}
+
+/// Pins an async block's output to `Result<T, StoreError>` (so `?` infers).
+fn typed<T, F: Future<Output = Result<T, StoreError>>>(f: F) -> F {
+    f
+}
 
 /// A session store in a PostgreSQL table (Django's `django_session` layout).
 pub struct PostgresStore {
@@ -33,6 +72,7 @@ pub struct PostgresStore {
     sql: Sql,
     /// Per users table: is its `id` column an integer type?
     id_types: Mutex<HashMap<String, bool>>,
+    timeouts: Timeouts,
 }
 
 /// The statements, with the (checked, quoted) table name in place.
@@ -80,7 +120,10 @@ impl Sql {
                  FROM unnest($1::text[], $2::text[], $3::text[]) AS v(k, old_data, new_data) \
                  WHERE t.session_key = v.k AND t.session_data = v.old_data RETURNING t.session_key"
             ),
-            purge: format!("DELETE FROM {t} WHERE expire_date <= $1"),
+            purge: format!(
+                "DELETE FROM {t} WHERE session_key IN \
+                 (SELECT session_key FROM {t} WHERE expire_date <= $1 LIMIT $2)"
+            ),
             select: format!("SELECT session_key, session_data, expire_date FROM {t}"),
             quoted: t,
         }
@@ -93,6 +136,7 @@ impl fmt::Debug for PostgresStore {
         f.debug_struct("PostgresStore")
             .field("table", &self.table)
             .field("pool_size", &status.max_size)
+            .field("timeouts", &self.timeouts)
             .finish()
     }
 }
@@ -102,17 +146,34 @@ impl PostgresStore {
     /// sessions in `table`, with up to `pool_size` connections. Checks the
     /// server is reachable; does not create the table (see [`Store::ensure_schema`]).
     ///
+    /// The URL may set `connect_timeout`, `pool_timeout` and `query_timeout`
+    /// in seconds (defaults 5, 5, 10; see [`crate::open_store`]); keyroll
+    /// takes them out before the driver parses the rest.
+    ///
     /// # Errors
     /// [`StoreError::BadTableName`]; [`StoreError::Backend`] for a URL that does
-    /// not parse or a server that cannot be reached.
+    /// not parse, a bad timeout, or a server that cannot be reached (refused
+    /// at once; no answer within `connect_timeout`).
     pub async fn connect(url: &str, table: &str, pool_size: usize) -> Result<Self, StoreError> {
         check_table_name(table)?;
+        let (url, mut timeouts) = Timeouts::take_from_url(BACKEND, url)?;
         // The URL may hold a password: never echo it or the parser's take on it.
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|_| StoreError::backend(BACKEND, "invalid PostgreSQL URL"))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
+        // A `key=value` string may set libpq's connect_timeout itself.
+        match config.get_connect_timeout() {
+            Some(t) if !t.is_zero() => timeouts.connect = *t,
+            _ => {
+                config.connect_timeout(timeouts.connect);
+            }
+        }
+        // Unacknowledged packets for that long close the connection (Linux):
+        // a silently dead network path is not left wedged for the kernel's
+        // default of about fifteen minutes.
+        #[cfg(target_os = "linux")]
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(timeouts.query);
         }
         if config.get_application_name().is_none() {
             config.application_name("keyroll");
@@ -124,8 +185,14 @@ impl PostgresStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // tokio-postgres' connect_timeout covers the TCP connect only; the
+        // pool's create timeout also bounds startup and authentication.
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeouts.pool))
+            .create_timeout(Some(timeouts.connect))
+            .recycle_timeout(Some(timeouts.connect))
             .build()
             .map_err(|e| StoreError::backend(BACKEND, e))?;
         let store = Self {
@@ -133,6 +200,7 @@ impl PostgresStore {
             table: table.to_owned(),
             sql: Sql::new(table),
             id_types: Mutex::new(HashMap::new()),
+            timeouts,
         };
         drop(store.client().await?);
         Ok(store)
@@ -144,7 +212,25 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<Object, StoreError> {
-        self.pool.get().await.map_err(pool_err)
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(TimeoutType::Wait) => self.timed_out(
+                "pool_timeout (every pooled connection busy)",
+                self.timeouts.pool,
+            ),
+            PoolError::Timeout(TimeoutType::Create | TimeoutType::Recycle) => self.timed_out(
+                "connect_timeout (no answer from the server)",
+                self.timeouts.connect,
+            ),
+            PoolError::Backend(e) => pg_err(e),
+            other => StoreError::backend(BACKEND, other),
+        })
+    }
+
+    fn timed_out(&self, what: &str, after: Duration) -> StoreError {
+        StoreError::backend(
+            BACKEND,
+            format_args!("timed out after {:.1} s: {what}", after.as_secs_f64()),
+        )
     }
 
     /// Is `id` of this users table an integer column? (Cached.)
@@ -187,19 +273,20 @@ impl PostgresStore {
 
     /// One swap at a time, in one transaction (for a batch that names a key twice).
     async fn swap_each(&self, swaps: &[Swap]) -> Result<Vec<bool>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg_err)?;
-        let stmt = tx.prepare_cached(&self.sql.cas).await.map_err(pg_err)?;
-        let mut out = Vec::with_capacity(swaps.len());
-        for s in swaps {
-            let n = tx
-                .execute(&stmt, &[&s.key, &s.expected, &s.new])
-                .await
-                .map_err(pg_err)?;
-            out.push(n == 1);
-        }
-        tx.commit().await.map_err(pg_err)?;
-        Ok(out)
+        timed!(self, client, {
+            let tx = client.transaction().await.map_err(pg_err)?;
+            let stmt = tx.prepare_cached(&self.sql.cas).await.map_err(pg_err)?;
+            let mut out = Vec::with_capacity(swaps.len());
+            for s in swaps {
+                let n = tx
+                    .execute(&stmt, &[&s.key, &s.expected, &s.new])
+                    .await
+                    .map_err(pg_err)?;
+                out.push(n == 1);
+            }
+            tx.commit().await.map_err(pg_err)?;
+            Ok(out)
+        })
     }
 }
 
@@ -222,13 +309,6 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
-fn pool_err(e: PoolError) -> StoreError {
-    match e {
-        PoolError::Backend(e) => pg_err(e),
-        other => StoreError::backend(BACKEND, other),
-    }
-}
-
 fn invalid_key() -> StoreError {
     StoreError::backend(BACKEND, "refusing to store a session under an invalid key")
 }
@@ -240,30 +320,31 @@ impl Store for PostgresStore {
     }
 
     async fn ensure_schema(&self) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg_err)?;
-        // Serialize concurrent ensure_schema calls: CREATE … IF NOT EXISTS races otherwise.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtext($1::text))",
-            &[&self.table],
-        )
-        .await
-        .map_err(pg_err)?;
-        tx.batch_execute(&self.sql.create_table)
+        timed!(self, client, {
+            let tx = client.transaction().await.map_err(pg_err)?;
+            // Serialize concurrent ensure_schema calls: CREATE … IF NOT EXISTS races otherwise.
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1::text))",
+                &[&self.table],
+            )
             .await
             .map_err(pg_err)?;
-        // A table Django made has its own index on expire_date: don't add a second.
-        let indexed: bool = tx
-            .query_one(self.sql.has_expiry_index, &[&self.sql.quoted])
-            .await
-            .and_then(|r| r.try_get(0))
-            .map_err(pg_err)?;
-        if !indexed {
-            tx.batch_execute(&self.sql.create_index)
+            tx.batch_execute(&self.sql.create_table)
                 .await
                 .map_err(pg_err)?;
-        }
-        tx.commit().await.map_err(pg_err)
+            // A table Django made has its own index on expire_date: don't add a second.
+            let indexed: bool = tx
+                .query_one(self.sql.has_expiry_index, &[&self.sql.quoted])
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(pg_err)?;
+            if !indexed {
+                tx.batch_execute(&self.sql.create_index)
+                    .await
+                    .map_err(pg_err)?;
+            }
+            tx.commit().await.map_err(pg_err)
+        })
     }
 
     async fn load(
@@ -274,72 +355,76 @@ impl Store for PostgresStore {
         if !is_valid_session_key(key) {
             return Ok(None);
         }
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&self.sql.load)
-            .await
-            .map_err(pg_err)?;
-        let Some(row) = client
-            .query_opt(&stmt, &[&key, &now])
-            .await
-            .map_err(pg_err)?
-        else {
-            return Ok(None);
-        };
-        let data: String = row.try_get(0).map_err(pg_err)?;
-        let expires: OffsetDateTime = row.try_get(1).map_err(pg_err)?;
-        Ok(Some(SessionRecord {
-            key: key.to_owned(),
-            data,
-            expires,
-        }))
+        timed!(self, client, {
+            let stmt = client
+                .prepare_cached(&self.sql.load)
+                .await
+                .map_err(pg_err)?;
+            let Some(row) = client
+                .query_opt(&stmt, &[&key, &now])
+                .await
+                .map_err(pg_err)?
+            else {
+                return Ok(None);
+            };
+            let data: String = row.try_get(0).map_err(pg_err)?;
+            let expires: OffsetDateTime = row.try_get(1).map_err(pg_err)?;
+            Ok(Some(SessionRecord {
+                key: key.to_owned(),
+                data,
+                expires,
+            }))
+        })
     }
 
     async fn create(&self, data: &str, expires: OffsetDateTime) -> Result<String, StoreError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&self.sql.insert)
-            .await
-            .map_err(pg_err)?;
-        for _ in 0..CREATE_ATTEMPTS {
-            let key = new_session_key();
-            // ON CONFLICT DO NOTHING: a taken key inserts no row (and logs no error).
-            if client
-                .execute(&stmt, &[&key, &data, &expires])
+        timed!(self, client, {
+            let stmt = client
+                .prepare_cached(&self.sql.insert)
                 .await
-                .map_err(pg_err)?
-                == 1
-            {
-                return Ok(key);
+                .map_err(pg_err)?;
+            for _ in 0..CREATE_ATTEMPTS {
+                let key = new_session_key();
+                // ON CONFLICT DO NOTHING: a taken key inserts no row (and logs no error).
+                if client
+                    .execute(&stmt, &[&key, &data, &expires])
+                    .await
+                    .map_err(pg_err)?
+                    == 1
+                {
+                    return Ok(key);
+                }
             }
-        }
-        Err(StoreError::KeyExhausted)
+            Err(StoreError::KeyExhausted)
+        })
     }
 
     async fn save(&self, record: &SessionRecord) -> Result<(), StoreError> {
         if !is_valid_session_key(&record.key) {
             return Err(invalid_key());
         }
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&self.sql.upsert)
-            .await
-            .map_err(pg_err)?;
-        client
-            .execute(&stmt, &[&record.key, &record.data, &record.expires])
-            .await
-            .map_err(pg_err)?;
-        Ok(())
+        timed!(self, client, {
+            let stmt = client
+                .prepare_cached(&self.sql.upsert)
+                .await
+                .map_err(pg_err)?;
+            client
+                .execute(&stmt, &[&record.key, &record.data, &record.expires])
+                .await
+                .map_err(pg_err)?;
+            Ok(())
+        })
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&self.sql.delete)
-            .await
-            .map_err(pg_err)?;
-        client.execute(&stmt, &[&key]).await.map_err(pg_err)?;
-        Ok(())
+        timed!(self, client, {
+            let stmt = client
+                .prepare_cached(&self.sql.delete)
+                .await
+                .map_err(pg_err)?;
+            client.execute(&stmt, &[&key]).await.map_err(pg_err)?;
+            Ok(())
+        })
     }
 
     async fn compare_and_swap(
@@ -348,13 +433,14 @@ impl Store for PostgresStore {
         expected: &str,
         new: &str,
     ) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let stmt = client.prepare_cached(&self.sql.cas).await.map_err(pg_err)?;
-        let n = client
-            .execute(&stmt, &[&key, &expected, &new])
-            .await
-            .map_err(pg_err)?;
-        Ok(n == 1)
+        timed!(self, client, {
+            let stmt = client.prepare_cached(&self.sql.cas).await.map_err(pg_err)?;
+            let n = client
+                .execute(&stmt, &[&key, &expected, &new])
+                .await
+                .map_err(pg_err)?;
+            Ok(n == 1)
+        })
     }
 
     async fn compare_and_swap_many(&self, swaps: &[Swap]) -> Result<Vec<bool>, StoreError> {
@@ -375,21 +461,22 @@ impl Store for PostgresStore {
         let keys: Vec<&str> = swaps.iter().map(|s| s.key.as_str()).collect();
         let old: Vec<&str> = swaps.iter().map(|s| s.expected.as_str()).collect();
         let new: Vec<&str> = swaps.iter().map(|s| s.new.as_str()).collect();
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&self.sql.cas_many)
-            .await
-            .map_err(pg_err)?;
-        let rows = client
-            .query(&stmt, &[&keys, &old, &new])
-            .await
-            .map_err(pg_err)?;
-        let mut applied = HashSet::with_capacity(rows.len());
-        for r in &rows {
-            let k: String = r.try_get(0).map_err(pg_err)?;
-            applied.insert(k);
-        }
-        Ok(swaps.iter().map(|s| applied.contains(&s.key)).collect())
+        timed!(self, client, {
+            let stmt = client
+                .prepare_cached(&self.sql.cas_many)
+                .await
+                .map_err(pg_err)?;
+            let rows = client
+                .query(&stmt, &[&keys, &old, &new])
+                .await
+                .map_err(pg_err)?;
+            let mut applied = HashSet::with_capacity(rows.len());
+            for r in &rows {
+                let k: String = r.try_get(0).map_err(pg_err)?;
+                applied.insert(k);
+            }
+            Ok(swaps.iter().map(|s| applied.contains(&s.key)).collect())
+        })
     }
 
     async fn scan(
@@ -427,27 +514,41 @@ impl Store for PostgresStore {
         }
         args.push(&limit);
         sql.push_str(&format!(" ORDER BY session_key LIMIT ${}", args.len()));
-        let client = self.client().await?;
-        let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
-        let rows = client.query(&stmt, &args).await.map_err(pg_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(SessionRecord {
-                    key: r.try_get(0).map_err(pg_err)?,
-                    data: r.try_get(1).map_err(pg_err)?,
-                    expires: r.try_get(2).map_err(pg_err)?,
+        timed!(self, client, {
+            let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
+            let rows = client.query(&stmt, &args).await.map_err(pg_err)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(SessionRecord {
+                        key: r.try_get(0).map_err(pg_err)?,
+                        data: r.try_get(1).map_err(pg_err)?,
+                        expires: r.try_get(2).map_err(pg_err)?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
+    /// In statements of [`PURGE_CHUNK`] rows, each under the query timeout,
+    /// so a table with millions of expired rows is purged, not timed out.
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&self.sql.purge)
-            .await
-            .map_err(pg_err)?;
-        client.execute(&stmt, &[&now]).await.map_err(pg_err)
+        let mut total = 0u64;
+        loop {
+            let n = timed!(self, client, {
+                let stmt = client
+                    .prepare_cached(&self.sql.purge)
+                    .await
+                    .map_err(pg_err)?;
+                client
+                    .execute(&stmt, &[&now, &PURGE_CHUNK])
+                    .await
+                    .map_err(pg_err)
+            })?;
+            total += n;
+            if n < PURGE_CHUNK.unsigned_abs() {
+                return Ok(total);
+            }
+        }
     }
 
     async fn password_hashes(
@@ -459,35 +560,36 @@ impl Store for PostgresStore {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let client = self.client().await?;
-        // An integer id column is matched as integers, so its index is used;
-        // anything else is compared as text.
-        let rows = if self.integer_ids(&client, users_table).await? {
-            let ints: Vec<i64> = ids.iter().filter_map(|i| i.parse().ok()).collect();
-            if ints.is_empty() {
-                return Ok(HashMap::new());
-            }
-            let sql = format!(
-                "SELECT id::text, password FROM \"{users_table}\" WHERE id = ANY($1::int8[])"
-            );
-            let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
-            client.query(&stmt, &[&ints]).await.map_err(pg_err)?
-        } else {
-            let sql = format!(
+        timed!(self, client, {
+            // An integer id column is matched as integers, so its index is used;
+            // anything else is compared as text.
+            let rows = if self.integer_ids(&client, users_table).await? {
+                let ints: Vec<i64> = ids.iter().filter_map(|i| i.parse().ok()).collect();
+                if ints.is_empty() {
+                    return Ok(HashMap::new());
+                }
+                let sql = format!(
+                    "SELECT id::text, password FROM \"{users_table}\" WHERE id = ANY($1::int8[])"
+                );
+                let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
+                client.query(&stmt, &[&ints]).await.map_err(pg_err)?
+            } else {
+                let sql = format!(
                 "SELECT id::text, password FROM \"{users_table}\" WHERE id::text = ANY($1::text[])"
             );
-            let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
-            client.query(&stmt, &[&ids]).await.map_err(pg_err)?
-        };
-        let mut out = HashMap::with_capacity(rows.len());
-        for r in &rows {
-            let id: Option<String> = r.try_get(0).map_err(pg_err)?;
-            let password: Option<String> = r.try_get(1).map_err(pg_err)?;
-            if let (Some(id), Some(password)) = (id, password) {
-                out.insert(id, password);
+                let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
+                client.query(&stmt, &[&ids]).await.map_err(pg_err)?
+            };
+            let mut out = HashMap::with_capacity(rows.len());
+            for r in &rows {
+                let id: Option<String> = r.try_get(0).map_err(pg_err)?;
+                let password: Option<String> = r.try_get(1).map_err(pg_err)?;
+                if let (Some(id), Some(password)) = (id, password) {
+                    out.insert(id, password);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 

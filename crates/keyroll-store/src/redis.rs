@@ -17,6 +17,15 @@
 //!
 //! The scripts touch keys built from the prefix inside the script, so this
 //! backend wants a single Redis server (or a proxy), not Redis Cluster.
+//!
+//! Nothing waits without bound (URL parameters, seconds; see
+//! [`crate::open_store`]): `connect_timeout` (default 5) bounds one
+//! connection attempt, `query_timeout` (default 10) each command's answer.
+//! A lost connection is re-opened by the next command, one attempt at a
+//! time (no retry loop behind a request: the request fails, the next one
+//! tries again). On Linux, `TCP_USER_TIMEOUT` (the query timeout) closes a
+//! connection whose packets go unacknowledged, so a silently dead network
+//! path is noticed and replaced.
 
 use std::fmt;
 use std::sync::LazyLock;
@@ -30,6 +39,7 @@ use time::OffsetDateTime;
 use crate::store::{
     is_valid_session_key, new_session_key, KeyRange, SessionRecord, Store, StoreError, Swap,
 };
+use crate::url::Timeouts;
 
 const BACKEND: &str = "redis";
 /// Fresh keys tried by `create` before giving up.
@@ -187,28 +197,36 @@ impl RedisStore {
     /// Connects to `url` (`redis://[:password@]host:port[/db]`, or `rediss://`),
     /// sessions under `<prefix>:`. Checks the server answers.
     ///
+    /// The URL may set `connect_timeout` and `query_timeout` in seconds
+    /// (defaults 5 and 10; see [`crate::open_store`]); keyroll takes them out
+    /// before the driver parses the rest.
+    ///
     /// # Errors
-    /// [`StoreError::Backend`] for a URL that does not parse or a server that
-    /// cannot be reached.
+    /// [`StoreError::Backend`] for a URL that does not parse, a bad timeout,
+    /// or a server that cannot be reached (refused at once; no answer within
+    /// `connect_timeout`).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        let (url, timeouts) = Timeouts::take_from_url(BACKEND, url)?;
         // The URL may hold a password: never echo it.
-        let client = redis::Client::open(url)
+        let client = redis::Client::open(url.as_str())
             .map_err(|_| StoreError::backend(BACKEND, "invalid Redis URL"))?;
+        let tcp = redis::io::tcp::TcpSettings::default();
+        #[cfg(target_os = "linux")]
+        let tcp = tcp.set_user_timeout(timeouts.query);
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(5))
-            .set_response_timeout(Duration::from_secs(60))
-            // Few, short retries: an unreachable server fails `connect` in seconds.
-            // (The backoff is min 1 s × factorⁿ, capped by max_delay in ms.)
-            .set_number_of_retries(1)
-            .set_factor(2)
-            .set_max_delay(2000);
+            .set_connection_timeout(timeouts.connect)
+            .set_response_timeout(timeouts.query)
+            .set_tcp_settings(tcp)
+            // One attempt per (re)connection: a request waits at most one
+            // connect_timeout for it; if it fails, the next command tries again.
+            .set_number_of_retries(0);
         let mut conn = ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(redis_err)?;
+            .map_err(|e| connect_err(e, timeouts.connect))?;
         let _: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await
-            .map_err(redis_err)?;
+            .map_err(|e| connect_err(e, timeouts.connect))?;
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),
@@ -246,11 +264,28 @@ impl RedisStore {
             .arg(key)
             .arg(us)
             .arg(if nx { "1" } else { "0" });
-        let done: i64 = inv
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err)?;
+        let done: i64 = self.invoke(&inv).await?;
         Ok(done == 1)
+    }
+
+    /// Runs a script. A command that failed on a connection already known
+    /// to be lost (the error of the last reconnect attempt, or a dropped
+    /// connection) is tried once more: that retry waits for the reconnect
+    /// the failure started, so the first request after the server is back
+    /// succeeds. Timeouts are not retried (the bound stays one
+    /// `connect_timeout` plus one `query_timeout`). Every script is safe to
+    /// run twice: writes are plain sets, `NX` or compare-and-swap.
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        match inv.invoke_async(&mut self.conn.clone()).await {
+            Err(e) if stale_connection(&e) => inv
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(redis_err),
+            r => r.map_err(redis_err),
+        }
     }
 
     async fn swap_chunk(&self, swaps: &[&Swap]) -> Result<Vec<bool>, StoreError> {
@@ -258,10 +293,7 @@ impl RedisStore {
         for s in swaps {
             inv.key(self.data_key(&s.key)).arg(&s.expected).arg(&s.new);
         }
-        let done: Vec<i64> = inv
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err)?;
+        let done: Vec<i64> = self.invoke(&inv).await?;
         if done.len() != swaps.len() {
             return Err(StoreError::backend(
                 BACKEND,
@@ -274,7 +306,33 @@ impl RedisStore {
 
 /// A driver error. Redis replies name commands and scripts, never values.
 fn redis_err(e: RedisError) -> StoreError {
+    if e.is_timeout() {
+        return StoreError::backend(
+            BACKEND,
+            format_args!("timed out: no answer within query_timeout or connect_timeout ({e})"),
+        );
+    }
     StoreError::backend(BACKEND, e)
+}
+
+/// True for a failure of the connection rather than of the command, that
+/// came at once (not a timeout): worth one more try on a fresh connection.
+fn stale_connection(e: &RedisError) -> bool {
+    !e.is_timeout() && (e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal())
+}
+
+/// An error of the first connection.
+fn connect_err(e: RedisError, after: Duration) -> StoreError {
+    if e.is_timeout() {
+        return StoreError::backend(
+            BACKEND,
+            format_args!(
+                "timed out after {:.1} s: connect_timeout (no answer from the server)",
+                after.as_secs_f64()
+            ),
+        );
+    }
+    StoreError::backend(BACKEND, format_args!("cannot connect: {e}"))
 }
 
 fn bad_reply() -> StoreError {
@@ -333,10 +391,7 @@ impl Store for RedisStore {
         }
         let mut inv = LOAD.prepare_invoke();
         inv.key(self.data_key(key)).key(&self.expiry).arg(key);
-        let reply: Value = inv
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err)?;
+        let reply: Value = self.invoke(&inv).await?;
         let Value::Array(parts) = reply else {
             return Ok(None);
         };
@@ -381,14 +436,16 @@ impl Store for RedisStore {
         if !is_valid_session_key(key) {
             return Ok(()); // never stored: nothing to delete (and never touch `__index`)
         }
-        redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .del(self.data_key(key))
             .zrem(&self.index, key)
-            .zrem(&self.expiry, key)
-            .exec_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err)
+            .zrem(&self.expiry, key);
+        match pipe.exec_async(&mut self.conn.clone()).await {
+            Err(e) if stale_connection(&e) => pipe.exec_async(&mut self.conn.clone()).await,
+            r => r,
+        }
+        .map_err(redis_err)
     }
 
     async fn compare_and_swap(
@@ -460,10 +517,7 @@ impl Store for RedisStore {
                 .arg(&max)
                 .arg(want)
                 .arg(want.saturating_add(SCAN_SLACK));
-            let reply: Vec<Value> = inv
-                .invoke_async(&mut self.conn.clone())
-                .await
-                .map_err(redis_err)?;
+            let reply: Vec<Value> = self.invoke(&inv).await?;
             let mut parts = reply.into_iter();
             let exhausted = matches!(parts.next(), Some(Value::Int(1)));
             let last = string_of(parts.next().ok_or_else(bad_reply)?)?;
@@ -494,10 +548,7 @@ impl Store for RedisStore {
                 .arg(&self.prefix)
                 .arg(micros(now))
                 .arg(PURGE_CHUNK);
-            let n: u64 = inv
-                .invoke_async(&mut self.conn.clone())
-                .await
-                .map_err(redis_err)?;
+            let n: u64 = self.invoke(&inv).await?;
             total += n;
             if n < PURGE_CHUNK as u64 {
                 return Ok(total);
