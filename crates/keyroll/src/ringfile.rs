@@ -258,14 +258,39 @@ impl RingFile {
         };
         let meta = fs::metadata(path).map_err(io)?;
         check_mode(path, &meta, opts)?;
-        if meta.len() > 1 << 20 {
-            return Err(RingFileError::Parse {
-                path: path.to_owned(),
-                line: 0,
-                message: "file is over 1 MiB; not a ring file".into(),
-            });
+        // Only a regular file: opening a FIFO would block forever, and a
+        // device (`/dev/zero`) would be read until memory runs out.
+        if !meta.is_file() {
+            return Err(io(std::io::Error::other("not a regular file")));
         }
-        let text = fs::read_to_string(path).map_err(io)?;
+        let too_big = || RingFileError::Parse {
+            path: path.to_owned(),
+            line: 0,
+            message: "file is over 1 MiB; not a ring file".into(),
+        };
+        if meta.len() > MAX_RING_FILE {
+            return Err(too_big());
+        }
+        let text = {
+            use std::io::Read as _;
+            let f = fs::File::open(path).map_err(io)?;
+            if !f.metadata().map_err(io)?.is_file() {
+                return Err(io(std::io::Error::other("not a regular file")));
+            }
+            let mut bytes = Vec::new();
+            f.take(MAX_RING_FILE + 1)
+                .read_to_end(&mut bytes)
+                .map_err(io)?;
+            if bytes.len() as u64 > MAX_RING_FILE {
+                return Err(too_big());
+            }
+            String::from_utf8(bytes).map_err(|_| {
+                io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "stream did not contain valid UTF-8",
+                ))
+            })?
+        };
         let base = path.parent().unwrap_or(Path::new("."));
         Self::parse(&text, path, base, var)
     }
@@ -690,6 +715,8 @@ impl RingFile {
 
 /// Largest secret file read: a secret is tens of bytes; anything this big is a mistake.
 const MAX_SECRET_FILE: u64 = 64 * 1024;
+/// Largest ring file read.
+const MAX_RING_FILE: u64 = 1 << 20;
 
 /// Reads a secret file: a regular file of at most [`MAX_SECRET_FILE`] bytes.
 fn read_secret_file(path: &Path) -> std::io::Result<Vec<u8>> {

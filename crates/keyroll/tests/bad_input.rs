@@ -1369,3 +1369,301 @@ fn ring_file_secret_file_naming_a_fifo_does_not_hang() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Tampering, oversized session data, more ring-file attacks (docs/bad-input.md)
+// ---------------------------------------------------------------------------
+
+/// Every byte of every valid token replaced by every other character a
+/// token may hold: the base64 alphabets, the separators, base36/hex digits.
+/// Signature characters are compared as text, as Django does, so even a last
+/// character that differs only in base64's unused low bits is refused.
+#[test]
+fn tampered_signature_payload_or_timestamp_is_a_bad_signature() {
+    let alphabet: Vec<char> =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=:."
+            .chars()
+            .collect();
+    for (name, token, decode) in valid_tokens() {
+        let mut tried = 0usize;
+        for (at, orig) in token.char_indices() {
+            for &c in &alphabet {
+                if c == orig {
+                    continue;
+                }
+                let mut t = token.clone();
+                t.replace_range(at..at + orig.len_utf8(), c.encode_utf8(&mut [0; 4]));
+                tried += 1;
+                assert_eq!(
+                    decode(&t),
+                    Err(VerifyError::BadSignature),
+                    "{name}: byte {at} of {token:?} changed to {c:?}"
+                );
+            }
+        }
+        assert!(tried > token.len() * 60, "{name}");
+    }
+    // The timestamp in particular: a TimestampSigner token re-dated by one
+    // second either way, and the reset token's base36 timestamp.
+    let r = ring();
+    let t = TimestampSigner::new(&r);
+    let token = t.sign_at("v", NOW);
+    let (head, sig) = token.rsplit_once(':').expect("sig");
+    let (value, ts) = head.rsplit_once(':').expect("ts");
+    let n = b62_decode(ts).expect("b62");
+    for other in [n - 1, n + 1, 0, -1, i64::MAX] {
+        let forged = format!("{value}:{}:{sig}", keyroll::b62_encode(other));
+        assert_eq!(
+            t.unsign_at(&forged, Some(HOUR), NOW),
+            Err(VerifyError::BadSignature),
+            "{forged}"
+        );
+    }
+    let reset = PasswordResetTokens::new(&r);
+    let good = reset.make_token_at(&user(), NOW - time::Duration::days(10));
+    let (ts, hash) = good.split_once('-').expect("ts-hash");
+    let n = b36_decode(ts).expect("b36");
+    for other in [n + 1, n + 86_400 * 10, u64::from(u32::MAX)] {
+        let forged = format!("{}-{hash}", keyroll::b36_encode(other));
+        assert_eq!(
+            reset.check_token_at(&user(), &forged, NOW),
+            Err(VerifyError::BadSignature),
+            "{forged}"
+        );
+    }
+}
+
+/// A database session row, validly signed, that is larger than the token
+/// limit (1 MiB): refused before any decoding; a limit raised past it reads it.
+#[test]
+fn session_row_over_max_token_len_is_too_large() {
+    let r = ring();
+    let mut data = keyroll::SessionData::new();
+    // Incompressible-ish text so the signed row really is over 1 MiB.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let blob: String = (0..2_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
+    data.insert("blob".into(), blob.into());
+    let codec = SessionCodec::database(&r);
+    let row = codec.encode_at(&data, NOW).expect("encodes");
+    assert!(row.len() > Limits::DEFAULT_MAX_TOKEN_LEN, "{}", row.len());
+    assert_eq!(
+        codec.decode_at(&row, NOW).map(drop),
+        Err(too_large(Limit::TokenLength, Limits::DEFAULT_MAX_TOKEN_LEN))
+    );
+    assert_eq!(
+        codec.resign_at(&row, NOW).map(drop),
+        Err(too_large(Limit::TokenLength, Limits::DEFAULT_MAX_TOKEN_LEN))
+    );
+    let cookie = SessionCodec::signed_cookie(&r, DEFAULT_SESSION_COOKIE_AGE);
+    let row = cookie.encode_at(&data, NOW).expect("encodes");
+    assert_eq!(
+        cookie.decode_at(&row, NOW).map(drop),
+        Err(too_large(Limit::TokenLength, Limits::DEFAULT_MAX_TOKEN_LEN))
+    );
+    let roomy = SessionCodec::with_builder(
+        &r,
+        SignerBuilder::new()
+            .salt(DB_SESSION_SALT)
+            .limits(Limits::default().with_max_token_len(4 << 20).expect("ok")),
+        None,
+    );
+    let row = codec.encode_at(&data, NOW).expect("encodes");
+    assert_eq!(roomy.decode_at(&row, NOW).map(|v| v.value), Ok(data));
+}
+
+/// A tiny compressed session row whose data inflates past the 8 MiB cap
+/// (8 MiB + 1 of spaces inside a JSON string): `TooLarge`, not an 8 MiB+ value.
+#[test]
+fn session_data_inflating_past_the_cap_is_too_large() {
+    let r = ring();
+    let codec = SessionCodec::database(&r);
+    let cap = Limits::DEFAULT_MAX_INFLATED_LEN;
+    let json = format!("{{\"a\":\"{}\"}}", " ".repeat(cap));
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut z, json.as_bytes()).expect("deflate");
+    let packed = z.finish().expect("deflate");
+    let row = codec
+        .object_signer()
+        .timestamp_signer()
+        .sign_at(&format!(".{}", b64_encode(&packed)), NOW);
+    assert!(row.len() < 64 << 10, "{}", row.len());
+    assert_eq!(
+        codec.decode_at(&row, NOW).map(drop),
+        Err(too_large(Limit::InflatedSize, cap))
+    );
+}
+
+#[cfg(unix)]
+fn write_mode(path: &Path, text: &[u8], mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, text).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+const ONE_KEY: &str = "[[keys]]\nrole = \"primary\"\nsecret = \"ring-file-secret\"\n";
+
+/// A ring file group or others may read is refused unless told otherwise.
+#[cfg(unix)]
+#[test]
+fn ring_file_readable_by_others_is_refused() {
+    use keyroll::ringfile::OpenOptions;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("ring.toml");
+    let no_env = |_: &str| None;
+    for mode in [0o644, 0o640, 0o604, 0o660, 0o606, 0o777] {
+        write_mode(&path, ONE_KEY.as_bytes(), mode);
+        let r = RingFile::open(&path, OpenOptions::default(), &no_env);
+        assert!(
+            matches!(r, Err(RingFileError::InsecurePermissions { mode: m, .. }) if m == mode),
+            "mode {mode:o}: {:?}",
+            r.map(|f| f.entries.len())
+        );
+        let msg = RingFile::open(&path, OpenOptions::default(), &no_env)
+            .expect_err("insecure")
+            .to_string();
+        assert!(!msg.contains("ring-file-secret"), "{msg}");
+        let lax = OpenOptions {
+            allow_insecure: true,
+        };
+        assert!(RingFile::open(&path, lax, &no_env).is_ok(), "{mode:o}");
+    }
+    write_mode(&path, ONE_KEY.as_bytes(), 0o600);
+    assert!(RingFile::open(&path, OpenOptions::default(), &no_env).is_ok());
+    write_mode(&path, ONE_KEY.as_bytes(), 0o400);
+    assert!(RingFile::open(&path, OpenOptions::default(), &no_env).is_ok());
+}
+
+/// A ring file over 1 MiB, or not UTF-8, is refused with a typed error that
+/// never quotes the file's text.
+#[cfg(unix)]
+#[test]
+fn ring_file_oversized_or_not_utf8_is_refused() {
+    use keyroll::ringfile::OpenOptions;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("ring.toml");
+    let no_env = |_: &str| None;
+    let mut big = ONE_KEY.as_bytes().to_vec();
+    big.extend(std::iter::repeat_n(b'#', (1 << 20) + 1));
+    write_mode(&path, &big, 0o600);
+    assert!(matches!(
+        RingFile::open(&path, OpenOptions::default(), &no_env),
+        Err(RingFileError::Parse { line: 0, .. })
+    ));
+    let mut bad = b"[[keys]]\nrole = \"primary\"\nsecret = \"ring-file-secret\xff\"\n".to_vec();
+    write_mode(&path, &bad, 0o600);
+    let err = RingFile::open(&path, OpenOptions::default(), &no_env).expect_err("not UTF-8");
+    assert!(matches!(err, RingFileError::Io { .. }), "{err}");
+    assert!(!err.to_string().contains("ring-file-secret"), "{err}");
+    bad.truncate(3);
+    bad.push(0xc3);
+    write_mode(&path, &bad, 0o600);
+    assert!(matches!(
+        RingFile::open(&path, OpenOptions::default(), &no_env),
+        Err(RingFileError::Io { .. })
+    ));
+}
+
+/// A `secret_file` that is a symlink is followed (mounted secrets are
+/// symlinks), but only to a regular file: a link to a FIFO, a device, a
+/// directory, or nowhere is a `Secret` error, at once.
+#[cfg(unix)]
+#[test]
+fn ring_file_secret_file_symlinks_lead_only_to_regular_files() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    std::fs::write(d.join("real.secret"), "from-a-file\n").expect("write");
+    let fifo = d.join("secret.fifo");
+    let have_fifo = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    let link = |name: &str, to: &Path| {
+        std::os::unix::fs::symlink(to, d.join(name)).expect("symlink");
+    };
+    link("to-real", &d.join("real.secret"));
+    link("to-zero", Path::new("/dev/zero"));
+    link("to-dir", d);
+    link("dangling", &d.join("nothing-here"));
+    if have_fifo {
+        link("to-fifo", &fifo);
+    }
+    let parse = |file: &str| {
+        let text = format!("[[keys]]\nrole = \"primary\"\nsecret_file = \"{file}\"\n");
+        let started = Instant::now();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let base = d.to_owned();
+        std::thread::spawn(move || {
+            let r = RingFile::parse(&text, Path::new("ring.toml"), &base, &|_| None);
+            let _ = tx.send(r.map(|f| f.entries[0].secret.expose().to_vec()));
+        });
+        let r = rx
+            .recv_timeout(Duration::from_secs(3))
+            .unwrap_or_else(|_| panic!("secret_file {file} blocked"));
+        assert!(started.elapsed() < Duration::from_secs(2), "{file}");
+        r
+    };
+    assert_eq!(parse("to-real").expect("a link to a file"), b"from-a-file");
+    let mut bad = vec!["to-zero", "to-dir", "dangling"];
+    if have_fifo {
+        bad.push("to-fifo");
+    } else {
+        eprintln!("mkfifo is not available: the FIFO case is skipped");
+    }
+    for name in bad {
+        assert!(
+            matches!(parse(name), Err(RingFileError::Secret { index: 1, .. })),
+            "{name}"
+        );
+    }
+}
+
+/// BUG (fixed): `RingFile::open` checked the ring file's mode and size from
+/// its metadata, then read the path whole: a ring file that is a FIFO
+/// blocked the process forever (and a character device such as `/dev/zero`,
+/// accepted with `allow_insecure`, was read until memory ran out). Only a
+/// regular file is read now, and at most 1 MiB of it.
+#[cfg(unix)]
+#[test]
+fn ring_file_that_is_a_fifo_or_device_is_refused() {
+    use keyroll::ringfile::OpenOptions;
+    let dir = tempfile::tempdir().expect("tmp");
+    let fifo = dir.path().join("ring.toml");
+    let made = std::process::Command::new("mkfifo")
+        .args(["-m", "600"])
+        .arg(&fifo)
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: mkfifo is not available");
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || {
+        let r = RingFile::open(&path, OpenOptions::default(), &|_| None).map(|f| f.entries.len());
+        let _ = tx.send(format!("{r:?}"));
+    });
+    match rx.recv_timeout(Duration::from_secs(3)) {
+        Ok(r) => assert!(r.contains("Io"), "a FIFO read as a ring file: {r}"),
+        Err(_) => {
+            let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+            panic!("RingFile::open blocked on a FIFO");
+        }
+    }
+    // A device, even with allow_insecure: refused before any read.
+    let lax = OpenOptions {
+        allow_insecure: true,
+    };
+    for dev in ["/dev/null", "/dev/zero"] {
+        if Path::new(dev).exists() {
+            let r = RingFile::open(Path::new(dev), lax, &|_| None);
+            assert!(matches!(r, Err(RingFileError::Io { .. })), "{dev}");
+        }
+    }
+}
