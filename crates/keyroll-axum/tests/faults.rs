@@ -450,3 +450,531 @@ store_drills! {
     postgres: Net::Postgres;
     redis: Net::Redis;
 }
+
+// ------------------------------------------------------------------ ring file
+
+const SECRET_C: &str = "test-secret-C-0123456789abcdefghijklmnopqrstuvwxyz";
+
+/// Replaces `path` atomically (write a temporary file, rename it over) with `mode`.
+fn replace_file(path: &std::path::Path, text: &[u8], mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn inline_key(role: &str, secret: &str) -> String {
+    format!("[[keys]]\nrole = \"{role}\"\nsecret = \"{secret}\"\n\n")
+}
+
+/// The key id that signed the browser's session now (the stored row in
+/// server mode, the cookie itself in signed-cookie mode), checked against
+/// `ring` alone; `None` when it does not verify under it.
+async fn signed_by(
+    store: Option<&Arc<dyn keyroll_store::Store>>,
+    b: &Browser,
+    ring: &keyroll::KeyRing,
+    now: OffsetDateTime,
+) -> Option<String> {
+    let cookie = b.cookie("sessionid")?;
+    let v = match store {
+        Some(store) => {
+            let row = store.load(&cookie, now).await.unwrap()?;
+            SessionCodec::database(ring)
+                .decode_at(&row.data, now)
+                .ok()?
+        }
+        None => SessionCodec::signed_cookie(ring, keyroll::DEFAULT_SESSION_COOKIE_AGE)
+            .decode_at(&cookie, now)
+            .ok()?,
+    };
+    Some(v.key_id.to_string())
+}
+
+/// A running app whose ring file is replaced by broken ones: garbage, a
+/// valid file readable by others (mode 0644), a file without a primary, a
+/// `secret_file` that does not exist, an empty file. Each time the running
+/// ring stays (existing and new sessions keep verifying and are signed by
+/// the old primary, never by the broken file's keys), the watcher and
+/// `reload_from_file` log the error with its reason (and no secret), and a
+/// later good file is picked up.
+async fn broken_ring_file(server: bool) {
+    use keyroll::ringfile::OpenOptions;
+    let (logs, _guard) = logs::capture();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring.toml");
+    replace_file(
+        &path,
+        inline_key("primary", common::SECRET_A).as_bytes(),
+        0o600,
+    );
+    let ring = RingHandle::open(&path, OpenOptions::default()).unwrap();
+    let store = if server {
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let s = open_store(&url, &StoreOptions::default()).await.unwrap();
+        s.ensure_schema().await.unwrap();
+        Some(s)
+    } else {
+        None
+    };
+    let layer = match &store {
+        Some(s) => SessionLayer::server(
+            Arc::new(SessionEngine::new(Arc::clone(s), &ring.current())),
+            ring.clone(),
+        ),
+        None => SessionLayer::signed_cookie(ring.clone()),
+    }
+    .insecure_http();
+    let app = serve(layer, ring.clone()).await;
+    let watcher = ring.watch_file(&path, OpenOptions::default(), Duration::from_millis(20));
+    let alice = app.browser();
+    assert_eq!(alice.get("/visit").await, (StatusCode::OK, "1".into()));
+    let (a, b, c) = (
+        ring_a(),
+        common::ring_b(),
+        keyroll::KeyRing::new(keyroll::Secret::from(SECRET_C)),
+    );
+    let now = OffsetDateTime::now_utc;
+    assert_eq!(
+        signed_by(store.as_ref(), &alice, &a, now()).await,
+        Some(id_a())
+    );
+
+    let broken: [(&str, Vec<u8>, u32, &str); 7] = [
+        (
+            "binary garbage",
+            b"\x00\x01 this is [[not toml\n\xff\xfe".to_vec(),
+            0o600,
+            "valid UTF-8",
+        ),
+        (
+            "text garbage",
+            b"[[keys]\nrole = primary\n".to_vec(),
+            0o600,
+            "line 1",
+        ),
+        (
+            "readable by others",
+            inline_key("primary", SECRET_C).into_bytes(),
+            0o644,
+            "mode 0644",
+        ),
+        (
+            "no primary",
+            inline_key("fallback", SECRET_C).into_bytes(),
+            0o600,
+            "exactly one primary key, found 0",
+        ),
+        (
+            "two primaries",
+            format!(
+                "{}{}",
+                inline_key("primary", SECRET_C),
+                inline_key("primary", common::SECRET_B)
+            )
+            .into_bytes(),
+            0o600,
+            "exactly one primary key, found 2",
+        ),
+        (
+            "missing secret_file",
+            b"[[keys]]\nrole = \"primary\"\nsecret_file = \"no-such-secret\"\n".to_vec(),
+            0o600,
+            "secret_file",
+        ),
+        (
+            "empty",
+            Vec::new(),
+            0o600,
+            "exactly one primary key, found 0",
+        ),
+    ];
+    let mut visits = 1;
+    for (what, text, mode, reason) in broken {
+        let from = logs.len();
+        replace_file(&path, &text, mode);
+        let line = logs
+            .wait_for(
+                from,
+                Level::ERROR,
+                "key ring file not reloaded",
+                Duration::from_secs(3),
+            )
+            .await
+            .unwrap_or_else(|| panic!("{what}: the watcher logged nothing: {:#?}", logs.lines()));
+        assert!(line.contains(reason), "{what}: says why ({reason}): {line}");
+        let e = ring
+            .reload_from_file(&path, OpenOptions::default())
+            .unwrap_err();
+        assert!(e.to_string().contains(reason), "{what}: {e}");
+        for secret in [common::SECRET_A, common::SECRET_B, SECRET_C] {
+            assert!(
+                logs.lines().iter().all(|l| !l.contains(secret)),
+                "{what}: a secret in the log"
+            );
+        }
+        // The running ring stays, and signs.
+        assert_eq!(ring.current().primary().id().to_string(), id_a(), "{what}");
+        assert_eq!(ring.current().keys().count(), 1, "{what}");
+        visits += 1;
+        assert_eq!(
+            alice.get("/visit").await,
+            (StatusCode::OK, visits.to_string()),
+            "{what}"
+        );
+        assert_eq!(
+            signed_by(store.as_ref(), &alice, &a, now()).await,
+            Some(id_a()),
+            "{what}"
+        );
+        let newcomer = app.browser();
+        assert_eq!(
+            newcomer.get("/visit").await,
+            (StatusCode::OK, "1".into()),
+            "{what}"
+        );
+        assert_eq!(
+            signed_by(store.as_ref(), &newcomer, &a, now()).await,
+            Some(id_a()),
+            "{what}: a new session is signed by the old primary"
+        );
+        for other in [&b, &c] {
+            assert_eq!(
+                signed_by(store.as_ref(), &newcomer, other, now()).await,
+                None,
+                "{what}"
+            );
+        }
+        assert!(logs
+            .since(from, Level::INFO)
+            .iter()
+            .all(|l| !l.contains("key ring reloaded")));
+    }
+
+    // A good file: B primary, A fallback. Picked up; Alice is re-signed under B.
+    let from = logs.len();
+    replace_file(
+        &path,
+        format!(
+            "{}{}",
+            inline_key("primary", common::SECRET_B),
+            inline_key("fallback", common::SECRET_A)
+        )
+        .as_bytes(),
+        0o600,
+    );
+    logs.wait_for(
+        from,
+        Level::INFO,
+        "key ring reloaded",
+        Duration::from_secs(3),
+    )
+    .await
+    .unwrap_or_else(|| panic!("the good file was not picked up: {:#?}", logs.lines()));
+    assert_eq!(ring.current().primary().id().to_string(), common::id_b());
+    visits += 1;
+    assert_eq!(
+        alice.get("/visit").await,
+        (StatusCode::OK, visits.to_string())
+    );
+    assert_eq!(
+        signed_by(store.as_ref(), &alice, &b, now()).await,
+        Some(common::id_b())
+    );
+    let newcomer = app.browser();
+    assert_eq!(newcomer.get("/visit").await, (StatusCode::OK, "1".into()));
+    assert_eq!(
+        signed_by(store.as_ref(), &newcomer, &b, now()).await,
+        Some(common::id_b())
+    );
+    assert!(
+        logs.since(from, Level::ERROR).is_empty(),
+        "{:#?}",
+        logs.lines()
+    );
+    watcher.abort();
+}
+
+#[tokio::test]
+async fn broken_ring_file_keeps_the_running_ring_server_mode() {
+    deadline(30, broken_ring_file(true)).await;
+}
+
+#[tokio::test]
+async fn broken_ring_file_keeps_the_running_ring_signed_cookie_mode() {
+    deadline(30, broken_ring_file(false)).await;
+}
+
+/// A ring file refused for its mode, then fixed in place with `chmod 600`
+/// (which changes neither its size nor its modification time); and one
+/// whose `secret_file` was missing, then created. The watcher must pick up
+/// the fixed file.
+///
+/// Ignored: `RingHandle::watch_file` (crates/keyroll-axum/src/ring.rs) only
+/// looks at the ring file's size and mtime, so neither fix is ever seen —
+/// although the error message itself says "chmod 600 it". Reported; run
+/// with `--ignored` once the watcher also retries a failed reload (or
+/// stamps the inode and ctime).
+#[tokio::test]
+#[ignore = "ring.rs watch_file misses a fix that leaves size and mtime alone (reported)"]
+async fn ring_file_fixed_in_place_is_picked_up() {
+    use keyroll::ringfile::OpenOptions;
+    use std::os::unix::fs::PermissionsExt as _;
+    deadline(20, async {
+        let (logs, _guard) = logs::capture();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring.toml");
+        replace_file(
+            &path,
+            inline_key("primary", common::SECRET_A).as_bytes(),
+            0o600,
+        );
+        let ring = RingHandle::open(&path, OpenOptions::default()).unwrap();
+        let watcher = ring.watch_file(&path, OpenOptions::default(), Duration::from_millis(20));
+
+        let from = logs.len();
+        // (A comment changes the size: the watcher compares size and mtime.)
+        let text = format!("# refused\n{}", inline_key("primary", common::SECRET_B));
+        replace_file(&path, text.as_bytes(), 0o644);
+        logs.wait_for(from, Level::ERROR, "mode 0644", Duration::from_secs(3))
+            .await
+            .expect("refused for its mode");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let picked = logs
+            .wait_for(
+                from,
+                Level::INFO,
+                "key ring reloaded",
+                Duration::from_secs(2),
+            )
+            .await;
+        assert!(
+            picked.is_some(),
+            "chmod 600 on the refused file was not picked up: {:#?}",
+            logs.lines()
+        );
+        assert_eq!(ring.current().primary().id().to_string(), common::id_b());
+
+        let from = logs.len();
+        replace_file(
+            &path,
+            b"[[keys]]\nrole = \"primary\"\nsecret_file = \"late-secret\"\n",
+            0o600,
+        );
+        logs.wait_for(from, Level::ERROR, "secret_file", Duration::from_secs(3))
+            .await
+            .expect("refused for its missing secret file");
+        replace_file(&dir.path().join("late-secret"), SECRET_C.as_bytes(), 0o600);
+        let picked = logs
+            .wait_for(
+                from,
+                Level::INFO,
+                "key ring reloaded",
+                Duration::from_secs(2),
+            )
+            .await;
+        assert!(
+            picked.is_some(),
+            "the secret file, created later, was not picked up: {:#?}",
+            logs.lines()
+        );
+        watcher.abort();
+    })
+    .await;
+}
+
+// ------------------------------------------------------------------ clock
+
+/// A logged-in session of user 1 signed by `secret` at `signed` (data and
+/// auth hash), in a new browser: a stored row (server mode) or the cookie.
+async fn seeded_session(
+    app: &app::App,
+    store: Option<&Arc<dyn keyroll_store::Store>>,
+    secret: &str,
+    signed: OffsetDateTime,
+    expires: OffsetDateTime,
+) -> Browser {
+    let ring = keyroll::KeyRing::new(keyroll::Secret::from(secret));
+    let mut data = keyroll::SessionData::new();
+    data.insert(keyroll::SESSION_USER_ID.into(), "1".into());
+    data.insert(keyroll::SESSION_USER_BACKEND.into(), "tests.Backend".into());
+    data.insert(
+        keyroll::SESSION_USER_HASH.into(),
+        keyroll::SessionAuthHash::new(&ring)
+            .make("sha256$salt$one")
+            .into(),
+    );
+    let value = match store {
+        Some(store) => {
+            let key = keyroll_store::new_session_key();
+            let row = keyroll_store::SessionRecord {
+                key: key.clone(),
+                data: SessionCodec::database(&ring)
+                    .encode_at(&data, signed)
+                    .unwrap(),
+                expires,
+            };
+            store.save(&row).await.unwrap();
+            key
+        }
+        None => SessionCodec::signed_cookie(&ring, keyroll::DEFAULT_SESSION_COOKIE_AGE)
+            .encode_at(&data, signed)
+            .unwrap(),
+    };
+    let b = app.browser();
+    b.jar
+        .add_cookie_str(&format!("sessionid={value}"), &app.base.parse().unwrap());
+    b
+}
+
+/// Ring {primary B, fallback A retiring at T}, a clock the test moves.
+/// Clients whose sessions A signed, B signed, or A signed and re-signed by
+/// an earlier request, make requests continuously; the clock jumps to T
+/// (A still verifies: `retire_after` is inclusive) and then just past it.
+/// From that instant sessions only A signed are anonymous (a 200, no error
+/// page); B's and the re-signed ones are unaffected; no 5xx, no error
+/// logged. The real clock is an hour before T all along, so anything that
+/// looked at it instead of the request's "now" would still accept A.
+async fn fallback_retires_under_load(server: bool) {
+    use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::SeqCst};
+    let (logs, _guard) = logs::capture();
+    let real = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let t = real + time::Duration::hours(1);
+    let nanos = |at: OffsetDateTime| i64::try_from(at.unix_timestamp_nanos()).unwrap();
+    let clock_ns = Arc::new(AtomicI64::new(nanos(t - time::Duration::minutes(10))));
+    let clock = {
+        let c = Arc::clone(&clock_ns);
+        keyroll_axum::Clock::from_fn(move || {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(c.load(SeqCst))).unwrap()
+        })
+    };
+    let ring = RingHandle::new(
+        keyroll::KeyRing::new(keyroll::Secret::from(common::SECRET_B))
+            .with_fallback(keyroll::Secret::from(common::SECRET_A), Some(t))
+            .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = if server {
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let s = open_store(&url, &StoreOptions::default()).await.unwrap();
+        s.ensure_schema().await.unwrap();
+        Some(s)
+    } else {
+        None
+    };
+    let layer = match &store {
+        Some(s) => SessionLayer::server(
+            Arc::new(SessionEngine::new(Arc::clone(s), &ring.current())),
+            ring.clone(),
+        ),
+        None => SessionLayer::signed_cookie(ring.clone()),
+    }
+    .with_config(
+        keyroll_axum::SessionConfig::new()
+            .insecure_http()
+            .clock(clock),
+    );
+    let app = serve(layer, ring.clone()).await;
+    let signed = t - time::Duration::hours(2);
+    let expires = t + time::Duration::days(14);
+    let (a, b) = (common::SECRET_A, common::SECRET_B);
+    let (id_a, id_b) = (id_a(), common::id_b());
+    let mut a_idle = Vec::new();
+    let mut a_early = Vec::new();
+    let mut b_users = Vec::new();
+    for _ in 0..3 {
+        a_idle.push(seeded_session(&app, store.as_ref(), a, signed, expires).await);
+        a_early.push(seeded_session(&app, store.as_ref(), a, signed, expires).await);
+        b_users.push(seeded_session(&app, store.as_ref(), b, signed, expires).await);
+    }
+    let a_at_t = seeded_session(&app, store.as_ref(), a, signed, expires).await;
+
+    // Before T: A's sessions verify (as a fallback) and are re-signed by B.
+    for c in &a_early {
+        assert_eq!(
+            c.get("/whoami").await,
+            (StatusCode::OK, format!("user:1|{id_a}|fallback"))
+        );
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(
+            signed_by(store.as_ref(), c, &common::ring_b(), now).await,
+            Some(id_b.clone())
+        );
+    }
+
+    // Load: the re-signed and B's clients, continuously, across the jump.
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for c in a_early.into_iter().chain(b_users) {
+        let (stop, served, want) = (
+            Arc::clone(&stop),
+            Arc::clone(&served),
+            format!("user:1|{id_b}|primary"),
+        );
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(SeqCst) {
+                let (status, body) = c.get("/whoami").await;
+                assert_eq!((status, body.as_str()), (StatusCode::OK, want.as_str()));
+                served.fetch_add(1, SeqCst);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // At T exactly, A still verifies.
+    clock_ns.store(nanos(t), SeqCst);
+    assert_eq!(
+        a_at_t.get("/whoami").await,
+        (StatusCode::OK, format!("user:1|{id_a}|fallback"))
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // One nanosecond later, it does not.
+    clock_ns.store(nanos(t) + 1, SeqCst);
+    let before_jump = served.load(SeqCst);
+    for c in &a_idle {
+        for _ in 0..2 {
+            assert_eq!(
+                c.get("/whoami").await,
+                (StatusCode::OK, "anonymous|none|none".into()),
+                "a session only A signed is anonymous after T"
+            );
+        }
+    }
+    assert_eq!(
+        a_at_t.get("/whoami").await,
+        (StatusCode::OK, format!("user:1|{id_b}|primary")),
+        "re-signed at T: stays"
+    );
+    // A new session after T is B's.
+    let newcomer = app.browser();
+    assert_eq!(
+        newcomer.post("/login/2").await,
+        (StatusCode::OK, "ok".into())
+    );
+    let (_, body) = newcomer.get("/whoami").await;
+    assert_eq!(body, format!("user:2|{id_b}|primary"));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    stop.store(true, SeqCst);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let total = served.load(SeqCst);
+    eprintln!("served {total} requests under load ({before_jump} before the jump)");
+    assert!(
+        total > before_jump && before_jump > 0,
+        "load ran on both sides of T"
+    );
+    let errors = logs.at(Level::ERROR);
+    assert!(errors.is_empty(), "nothing logged as an error: {errors:#?}");
+}
+
+#[tokio::test]
+async fn fallback_retires_under_load_server_mode() {
+    deadline(30, fallback_retires_under_load(true)).await;
+}
+
+#[tokio::test]
+async fn fallback_retires_under_load_signed_cookie_mode() {
+    deadline(30, fallback_retires_under_load(false)).await;
+}
