@@ -132,7 +132,7 @@ impl PasswordResetTokens {
             value: (),
             key_id,
             role,
-            timestamp: Some(ts + EPOCH_2001.unix_timestamp()),
+            timestamp: Some(ts.saturating_add(EPOCH_2001.unix_timestamp())),
         })
     }
 }

@@ -1667,3 +1667,67 @@ fn ring_file_that_is_a_fifo_or_device_is_refused() {
         }
     }
 }
+
+/// A reset token for the user, made the way Django makes one but with any
+/// timestamp (seconds since 2001), under `secret`.
+fn reset_token_with_ts(secret: &str, ts: u64) -> String {
+    let u = user();
+    let value = format!(
+        "{}{}{}{}{}",
+        u.pk,
+        u.password_hash,
+        "",
+        ts,
+        u.email.unwrap_or("")
+    );
+    let tag = keyroll::salted_hmac(
+        keyroll::RESET_SALT.as_bytes(),
+        value.as_bytes(),
+        secret.as_bytes(),
+        Algorithm::Sha256,
+    );
+    let hash: String = tag.to_hex().chars().step_by(2).collect();
+    format!("{}-{hash}", keyroll::b36_encode(ts))
+}
+
+/// BUG (fixed): a reset token whose (validly signed) timestamp is near
+/// `i64::MAX` verified (Django accepts a token from the future), and then
+/// overflowed converting its timestamp to unix time: a panic in a debug
+/// build, a wrapped timestamp in release. It now saturates. Past `i64::MAX`
+/// (but still 13 base36 digits) the token is refused.
+#[test]
+fn reset_token_with_a_timestamp_near_i64_max_does_not_overflow() {
+    let r = ring();
+    let tokens = PasswordResetTokens::new(&r);
+    let made = tokens.make_token_at(&user(), NOW);
+    let ts = b36_decode(made.split_once('-').expect("ts").0).expect("b36");
+    assert_eq!(
+        reset_token_with_ts(PRIMARY, ts),
+        made,
+        "the forger is exact"
+    );
+    for ts in [i64::MAX as u64, i64::MAX as u64 - 978_307_200] {
+        let token = reset_token_with_ts(PRIMARY, ts);
+        let v = tokens
+            .check_token_at(&user(), &token, NOW)
+            .expect("a token from the future verifies, as in Django");
+        assert!(
+            v.timestamp.is_some_and(|t| t >= i64::MAX - 978_307_200),
+            "{v:?}"
+        );
+    }
+    for ts in [i64::MAX as u64 + 1, u64::MAX] {
+        let token = reset_token_with_ts(PRIMARY, ts);
+        assert_eq!(
+            tokens.check_token_at(&user(), &token, NOW),
+            Err(VerifyError::BadSignature),
+            "{token}"
+        );
+    }
+    // And an unknown key's token with the same timestamp is refused.
+    let token = reset_token_with_ts("not-in-the-ring", i64::MAX as u64);
+    assert_eq!(
+        tokens.check_token_at(&user(), &token, NOW),
+        Err(VerifyError::BadSignature)
+    );
+}
