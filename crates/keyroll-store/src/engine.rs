@@ -1,10 +1,17 @@
 //! The session engine: load, verify against the ring, re-sign stale data with
 //! the primary (compare-and-swap, so a concurrent write always wins), save.
+//!
+//! Loads go through a small bounded cache of verified sessions (see
+//! [`SessionEngine::with_cache_limits`]): a stored string that is byte for
+//! byte one the same ring already verified with its primary key is not
+//! verified and parsed again.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use keyroll::{KeyId, KeyRing, Role, SessionCodec, SessionData, VerifyError};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::store::{is_valid_session_key, SessionRecord, Store, StoreError};
@@ -38,6 +45,7 @@ pub(crate) struct EngineStats {
     resigned: AtomicU64,
     unverifiable: AtomicU64,
     conflicts: AtomicU64,
+    cache_hits: AtomicU64,
 }
 
 /// A snapshot of the engine's counters.
@@ -55,6 +63,33 @@ pub struct StatsSnapshot {
     pub unverifiable: u64,
     /// Re-signs that lost to a concurrent write.
     pub conflicts: u64,
+    /// Loads answered from the verified-session cache (also counted in
+    /// `verified_primary`): the stored bytes were ones this ring had
+    /// already verified with its primary key.
+    pub cache_hits: u64,
+}
+
+/// What [`SessionEngine::load_outcome`] found.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum LoadOutcome {
+    /// A live session that verified (and was re-signed if it was stale).
+    Loaded(LoadedSession),
+    /// No live session under that key: not a valid key, no row, or expired.
+    Missing,
+    /// A live row whose data did not verify (tampered, signed by a key the
+    /// ring no longer accepts, or not session data): treated as no session.
+    Refused(VerifyError),
+}
+
+impl LoadOutcome {
+    /// The session, if one loaded.
+    pub fn into_loaded(self) -> Option<LoadedSession> {
+        match self {
+            LoadOutcome::Loaded(l) => Some(l),
+            LoadOutcome::Missing | LoadOutcome::Refused(_) => None,
+        }
+    }
 }
 
 impl EngineStats {
@@ -67,6 +102,7 @@ impl EngineStats {
             resigned: self.resigned.load(Ordering::Relaxed),
             unverifiable: self.unverifiable.load(Ordering::Relaxed),
             conflicts: self.conflicts.load(Ordering::Relaxed),
+            cache_hits: self.cache_hits.load(Ordering::Relaxed),
         }
     }
 
@@ -87,7 +123,11 @@ impl EngineStats {
 pub struct SessionEngine {
     store: Arc<dyn Store>,
     salt: String,
-    codec: RwLock<Arc<SessionCodec>>,
+    /// The codec of the current ring and that ring's generation (bumped by
+    /// every [`SessionEngine::set_ring`]).
+    codec: RwLock<(Arc<SessionCodec>, u64)>,
+    generations: AtomicU64,
+    cache: VerifiedCache,
     stats: EngineStats,
 }
 
@@ -100,28 +140,57 @@ impl SessionEngine {
 
     /// An engine with another session salt.
     pub fn with_salt(store: Arc<dyn Store>, ring: &KeyRing, salt: &str) -> Self {
+        // No max_age: a database row's expiry is the row's, so whether bytes
+        // verify under the primary does not depend on the time (the primary
+        // never retires), which is what lets the cache skip re-verifying.
         Self {
             store,
             salt: salt.to_owned(),
-            codec: RwLock::new(Arc::new(SessionCodec::with_salt(ring, salt, None))),
+            codec: RwLock::new((Arc::new(SessionCodec::with_salt(ring, salt, None)), 0)),
+            generations: AtomicU64::new(0),
+            cache: VerifiedCache::new(DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_BYTES),
             stats: EngineStats::default(),
         }
+    }
+
+    /// Sets the bounds of the verified-session cache: at most `entries`
+    /// sessions and about `bytes` of memory (stored strings plus an estimate
+    /// of their parsed data; one session larger than an eighth of `bytes`
+    /// is never cached). `0` for either turns the cache off. Default: 4096
+    /// sessions, 8 MiB.
+    ///
+    /// The cache holds sessions this engine verified with the primary key of
+    /// its current ring, keyed by session key. A load still reads the row
+    /// from the store every time (so expiry, deletion and other processes'
+    /// writes are seen) and uses the cached result only when the stored
+    /// string is byte for byte the one verified, under the same ring (any
+    /// [`SessionEngine::set_ring`] empties it). Sessions verified by staged
+    /// or fallback keys are never cached (they are re-signed anyway, and a
+    /// fallback can retire).
+    #[must_use]
+    pub fn with_cache_limits(mut self, entries: usize, bytes: usize) -> Self {
+        self.cache = VerifiedCache::new(entries, bytes);
+        self
     }
 
     /// Replaces the ring (atomically for every later call).
     pub fn set_ring(&self, ring: &KeyRing) {
         let codec = Arc::new(SessionCodec::with_salt(ring, &self.salt, None));
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         match self.codec.write() {
-            Ok(mut c) => *c = codec,
-            Err(poisoned) => *poisoned.into_inner() = codec,
+            Ok(mut c) => *c = (codec, generation),
+            Err(poisoned) => *poisoned.into_inner() = (codec, generation),
         }
+        // Entries of the old ring can no longer match; free them now.
+        self.cache.clear();
     }
 
-    fn codec(&self) -> Arc<SessionCodec> {
-        match self.codec.read() {
-            Ok(c) => Arc::clone(&c),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
+    fn codec(&self) -> (Arc<SessionCodec>, u64) {
+        let c = match self.codec.read() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        (Arc::clone(&c.0), c.1)
     }
 
     /// The store.
@@ -140,6 +209,8 @@ impl SessionEngine {
     /// timestamp; if another writer changed the row meanwhile, their data wins
     /// and is what this returns.
     ///
+    /// [`SessionEngine::load_outcome`] also says why there was no session.
+    ///
     /// # Errors
     /// [`StoreError`] when the store fails.
     pub async fn load(
@@ -147,31 +218,65 @@ impl SessionEngine {
         key: &str,
         now: OffsetDateTime,
     ) -> Result<Option<LoadedSession>, StoreError> {
+        self.load_outcome(key, now)
+            .await
+            .map(LoadOutcome::into_loaded)
+    }
+
+    /// As [`SessionEngine::load`], telling a missing session from one whose
+    /// stored data was refused (and why).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    pub async fn load_outcome(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<LoadOutcome, StoreError> {
         if !is_valid_session_key(key) {
-            return Ok(None);
+            return Ok(LoadOutcome::Missing);
         }
-        let codec = self.codec();
+        let (codec, generation) = self.codec();
         for _ in 0..CAS_ATTEMPTS {
             let Some(record) = self.store.load(key, now).await? else {
-                return Ok(None);
+                self.cache.remove(key);
+                return Ok(LoadOutcome::Missing);
             };
+            if let Some(hit) = self.cache.get(key, &record.data, generation) {
+                self.stats.count(Role::Primary);
+                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(LoadOutcome::Loaded(LoadedSession {
+                    key: record.key,
+                    data: hit.data.clone(),
+                    expires: record.expires,
+                    key_id: hit.key_id,
+                    role: Role::Primary,
+                    resigned: false,
+                }));
+            }
             let verified = match codec.resign_at(&record.data, now) {
                 Ok(v) => v,
                 Err(e) => {
                     self.unverifiable(&e);
-                    return Ok(None);
+                    self.cache.remove(key);
+                    return Ok(LoadOutcome::Refused(e));
                 }
             };
             self.stats.count(verified.role);
             let (data, fresh) = verified.value;
             let Some(fresh) = fresh else {
-                return Ok(Some(loaded(
-                    record,
+                if verified.role == Role::Primary {
+                    self.cache
+                        .insert(key, record.data, generation, verified.key_id, &data);
+                }
+                return Ok(LoadOutcome::Loaded(LoadedSession {
+                    key: record.key,
                     data,
-                    verified.key_id,
-                    verified.role,
-                    false,
-                )));
+                    expires: record.expires,
+                    key_id: verified.key_id,
+                    role: verified.role,
+                    resigned: false,
+                }));
             };
             if self
                 .store
@@ -179,7 +284,7 @@ impl SessionEngine {
                 .await?
             {
                 self.stats.resigned.fetch_add(1, Ordering::Relaxed);
-                return Ok(Some(loaded(
+                return Ok(LoadOutcome::Loaded(loaded(
                     record,
                     data,
                     verified.key_id,
@@ -192,13 +297,15 @@ impl SessionEngine {
         }
         // Still changing under us: return what is there now, without re-signing.
         let Some(record) = self.store.load(key, now).await? else {
-            return Ok(None);
+            return Ok(LoadOutcome::Missing);
         };
         match codec.decode_at(&record.data, now) {
-            Ok(v) => Ok(Some(loaded(record, v.value, v.key_id, v.role, false))),
+            Ok(v) => Ok(LoadOutcome::Loaded(loaded(
+                record, v.value, v.key_id, v.role, false,
+            ))),
             Err(e) => {
                 self.unverifiable(&e);
-                Ok(None)
+                Ok(LoadOutcome::Refused(e))
             }
         }
     }
@@ -237,6 +344,7 @@ impl SessionEngine {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let encoded = self.encode(data, now)?;
+        self.cache.remove(key);
         self.store
             .save(&SessionRecord {
                 key: key.to_owned(),
@@ -251,11 +359,13 @@ impl SessionEngine {
     /// # Errors
     /// [`StoreError`] when the store fails.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.cache.remove(key);
         self.store.delete(key).await
     }
 
     fn encode(&self, data: &SessionData, now: OffsetDateTime) -> Result<String, StoreError> {
         self.codec()
+            .0
             .encode_at(data, now)
             .map_err(|e| StoreError::backend("encode", e))
     }
@@ -276,4 +386,165 @@ fn loaded(
         role,
         resigned,
     }
+}
+
+/// Default bound of the verified-session cache: sessions.
+const DEFAULT_CACHE_ENTRIES: usize = 4096;
+/// Default bound of the verified-session cache: bytes (estimated).
+const DEFAULT_CACHE_BYTES: usize = 8 << 20;
+/// Estimated bytes of one cache entry besides its strings and data: the map
+/// slot, the `Arc` and the entry itself.
+const ENTRY_OVERHEAD: usize = 160;
+/// Estimated bytes of one JSON value node (a `serde_json::Value` plus its
+/// share of a map or vector).
+const VALUE_NODE: usize = 80;
+
+/// A session the current ring verified with its primary key.
+struct CachedSession {
+    /// The ring generation that verified it.
+    generation: u64,
+    /// The exact stored string that verified.
+    stored: String,
+    key_id: KeyId,
+    data: SessionData,
+    /// Estimated memory, counted against the cache's byte bound.
+    weight: usize,
+}
+
+#[derive(Default)]
+struct CacheMap {
+    map: HashMap<String, Arc<CachedSession>>,
+    bytes: usize,
+}
+
+/// Bounded map from session key to the verified form of its stored string.
+/// Eviction is arbitrary (hash order): cheap, and bounded is what matters.
+struct VerifiedCache {
+    max_entries: usize,
+    max_bytes: usize,
+    inner: Mutex<CacheMap>,
+}
+
+impl std::fmt::Debug for VerifiedCache {
+    // Session keys are bearer credentials and the data is private: only sizes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.lock();
+        f.debug_struct("VerifiedCache")
+            .field("entries", &m.map.len())
+            .field("bytes", &m.bytes)
+            .field("max_entries", &self.max_entries)
+            .field("max_bytes", &self.max_bytes)
+            .finish()
+    }
+}
+
+impl VerifiedCache {
+    fn new(max_entries: usize, max_bytes: usize) -> Self {
+        Self {
+            max_entries,
+            max_bytes,
+            inner: Mutex::new(CacheMap::default()),
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.max_entries > 0 && self.max_bytes > 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CacheMap> {
+        // Every critical section is a few map calls that cannot leave the
+        // map half-changed; keep going after a panic elsewhere.
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The cached session for `key` if `stored` is exactly what `generation` verified.
+    fn get(&self, key: &str, stored: &str, generation: u64) -> Option<Arc<CachedSession>> {
+        if !self.enabled() {
+            return None;
+        }
+        let hit = self.lock().map.get(key).map(Arc::clone)?;
+        (hit.generation == generation && hit.stored == stored).then_some(hit)
+    }
+
+    fn insert(
+        &self,
+        key: &str,
+        stored: String,
+        generation: u64,
+        key_id: KeyId,
+        data: &SessionData,
+    ) {
+        if !self.enabled() {
+            return;
+        }
+        let limit = self.max_bytes / 8;
+        let Some(weight) = data
+            .iter()
+            .try_fold(
+                ENTRY_OVERHEAD + 2 * key.len() + stored.len(),
+                |w, (k, v)| value_weight(v, w.checked_add(VALUE_NODE + k.len())?, limit),
+            )
+            .filter(|w| *w <= limit)
+        else {
+            return;
+        };
+        let entry = Arc::new(CachedSession {
+            generation,
+            stored,
+            key_id,
+            data: data.clone(),
+            weight,
+        });
+        let mut m = self.lock();
+        if let Some(old) = m.map.remove(key) {
+            m.bytes -= old.weight;
+        }
+        while !m.map.is_empty()
+            && (m.map.len() >= self.max_entries || m.bytes + weight > self.max_bytes)
+        {
+            let Some(victim) = m.map.keys().next().cloned() else {
+                break;
+            };
+            if let Some(old) = m.map.remove(&victim) {
+                m.bytes -= old.weight;
+            }
+        }
+        m.bytes += weight;
+        m.map.insert(key.to_owned(), entry);
+    }
+
+    fn remove(&self, key: &str) {
+        if !self.enabled() {
+            return;
+        }
+        let mut m = self.lock();
+        if let Some(old) = m.map.remove(key) {
+            m.bytes -= old.weight;
+        }
+    }
+
+    fn clear(&self) {
+        let mut m = self.lock();
+        m.map.clear();
+        m.bytes = 0;
+    }
+}
+
+/// `acc` plus the estimated memory of `v`; `None` once past `limit`.
+fn value_weight(v: &Value, acc: usize, limit: usize) -> Option<usize> {
+    let acc = match v {
+        Value::Null | Value::Bool(_) => acc,
+        Value::Number(n) => acc.checked_add(n.as_str().len())?,
+        Value::String(s) => acc.checked_add(s.len())?,
+        Value::Array(a) => a.iter().try_fold(acc, |w, x| {
+            value_weight(x, w.checked_add(VALUE_NODE)?, limit)
+        })?,
+        Value::Object(o) => o.iter().try_fold(acc, |w, (k, x)| {
+            value_weight(x, w.checked_add(VALUE_NODE + k.len())?, limit)
+        })?,
+    };
+    (acc <= limit).then_some(acc)
 }

@@ -13,9 +13,18 @@ use crate::store::{
 };
 
 /// Sessions in memory (`memory://` in [`open_store`](crate::open_store)).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MemoryStore {
     rows: Mutex<BTreeMap<String, (String, OffsetDateTime)>>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    // Session keys are bearer credentials: only the row count.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("rows", &self.rows().len())
+            .finish()
+    }
 }
 
 impl MemoryStore {

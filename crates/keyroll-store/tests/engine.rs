@@ -489,3 +489,310 @@ async fn resign_a_larger_table_in_small_batches(fx: &Fixture) {
     .unwrap();
     assert_eq!(c.keys, vec![(id(PRIMARY), Role::Primary, live)]);
 }
+
+/// The engine's verified-session cache (on `MemoryStore`): it saves the
+/// verify-and-parse of bytes it already verified with the primary, and never
+/// lets anything through that a full verify would refuse.
+mod cache {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use keyroll::{KeyRing, Role, Secret, SessionCodec, VerifyError};
+    use keyroll_store::{
+        new_session_key, KeyRange, LoadOutcome, MemoryStore, SessionEngine, SessionRecord, Store,
+        StoreError, Swap,
+    };
+    use time::{Duration, OffsetDateTime};
+
+    use crate::common::{data, now, only, rec, sign, FALLBACK, PRIMARY, UNKNOWN};
+
+    fn engine(store: &Arc<MemoryStore>, ring: &KeyRing) -> SessionEngine {
+        SessionEngine::new(Arc::clone(store) as Arc<dyn Store>, ring)
+    }
+
+    async fn put(store: &MemoryStore, data: &str, expires: OffsetDateTime) -> String {
+        let key = new_session_key();
+        store.save(&rec(&key, data, expires)).await.unwrap();
+        key
+    }
+
+    fn loaded(o: LoadOutcome) -> keyroll_store::LoadedSession {
+        match o {
+            LoadOutcome::Loaded(l) => l,
+            other => panic!("expected a session, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_read_of_the_same_bytes_is_a_hit_with_the_same_result() {
+        let store = Arc::new(MemoryStore::new());
+        let e = engine(&store, &only(PRIMARY));
+        let t = now();
+        let exp = t + Duration::days(1);
+        let key = put(&store, &sign(PRIMARY, &data(1), t), exp).await;
+        let first = loaded(e.load_outcome(&key, t).await.unwrap());
+        let second = loaded(e.load_outcome(&key, t).await.unwrap());
+        assert_eq!(first, second);
+        assert_eq!(
+            (second.data, second.role, second.resigned, second.expires),
+            (data(1), Role::Primary, false, exp)
+        );
+        let st = e.stats();
+        assert_eq!((st.verified_primary, st.cache_hits), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_tampered_row_is_refused_after_a_cached_read() {
+        let store = Arc::new(MemoryStore::new());
+        let e = engine(&store, &only(PRIMARY));
+        let t = now();
+        let exp = t + Duration::days(1);
+        let good = sign(PRIMARY, &data(1), t);
+        let key = put(&store, &good, exp).await;
+        e.load(&key, t).await.unwrap().unwrap();
+        e.load(&key, t).await.unwrap().unwrap();
+        assert_eq!(e.stats().cache_hits, 1);
+        // Every single-byte change of the cached row, and the row cut short
+        // or lengthened: each is verified afresh and refused (none is a hit).
+        let mut variants: Vec<String> = Vec::new();
+        for i in 0..good.len() {
+            let mut b = good.clone().into_bytes();
+            b[i] = if b[i] == b'A' { b'B' } else { b'A' };
+            variants.push(String::from_utf8(b).unwrap());
+        }
+        variants.push(good[..good.len() - 1].to_owned());
+        variants.push(format!("{good}A"));
+        variants.push(String::new());
+        for bad in &variants {
+            store.save(&rec(&key, bad, exp)).await.unwrap();
+            match e.load_outcome(&key, t).await.unwrap() {
+                LoadOutcome::Refused(_) => {}
+                other => panic!("{bad:?} loaded: {other:?}"),
+            }
+        }
+        assert_eq!(e.stats().cache_hits, 1, "no tampered row was a hit");
+        // The good bytes again: verified again (the refusal dropped the entry), then cached.
+        store.save(&rec(&key, &good, exp)).await.unwrap();
+        assert_eq!(e.load(&key, t).await.unwrap().unwrap().data, data(1));
+        assert_eq!(e.load(&key, t).await.unwrap().unwrap().data, data(1));
+        assert_eq!(e.stats().cache_hits, 2);
+    }
+
+    #[tokio::test]
+    async fn a_new_ring_without_the_key_refuses_rows_it_cached() {
+        let store = Arc::new(MemoryStore::new());
+        let e = engine(&store, &only(PRIMARY));
+        let t = now();
+        let key = put(&store, &sign(PRIMARY, &data(1), t), t + Duration::days(1)).await;
+        e.load(&key, t).await.unwrap().unwrap();
+        e.load(&key, t).await.unwrap().unwrap();
+        assert_eq!(e.stats().cache_hits, 1);
+        // The old primary dropped from the ring altogether.
+        e.set_ring(&only(UNKNOWN));
+        assert_eq!(
+            e.load_outcome(&key, t).await.unwrap(),
+            LoadOutcome::Refused(VerifyError::BadSignature)
+        );
+        // Back as a fallback: verifies (and is re-signed), not served from the cache.
+        let ring = only(UNKNOWN)
+            .with_fallback(Secret::from(PRIMARY), None)
+            .unwrap();
+        e.set_ring(&ring);
+        let l = e.load(&key, t).await.unwrap().unwrap();
+        assert_eq!((l.role, l.resigned), (Role::Fallback, true));
+        assert_eq!(e.stats().cache_hits, 1);
+    }
+
+    #[tokio::test]
+    async fn expired_and_deleted_rows_are_missing_even_when_cached() {
+        let store = Arc::new(MemoryStore::new());
+        let e = engine(&store, &only(PRIMARY));
+        let t = now();
+        let exp = t + Duration::minutes(5);
+        let key = put(&store, &sign(PRIMARY, &data(1), t), exp).await;
+        e.load(&key, t).await.unwrap().unwrap();
+        e.load(&key, t).await.unwrap().unwrap();
+        assert_eq!(
+            e.load_outcome(&key, exp).await.unwrap(),
+            LoadOutcome::Missing
+        );
+        let key2 = put(&store, &sign(PRIMARY, &data(2), t), exp).await;
+        e.load(&key2, t).await.unwrap().unwrap();
+        store.delete(&key2).await.unwrap();
+        assert_eq!(
+            e.load_outcome(&key2, t).await.unwrap(),
+            LoadOutcome::Missing
+        );
+        assert_eq!(
+            e.load_outcome("not a key", t).await.unwrap(),
+            LoadOutcome::Missing
+        );
+        assert_eq!(
+            e.load_outcome(&new_session_key(), t).await.unwrap(),
+            LoadOutcome::Missing
+        );
+    }
+
+    #[tokio::test]
+    async fn a_save_through_the_engine_is_read_back_not_the_cached_data() {
+        let store = Arc::new(MemoryStore::new());
+        let e = engine(&store, &only(PRIMARY));
+        let t = now();
+        let exp = t + Duration::days(1);
+        let key = e.create(&data(1), exp, t).await.unwrap();
+        e.load(&key, t).await.unwrap().unwrap();
+        e.save(&key, &data(2), exp, t).await.unwrap();
+        assert_eq!(e.load(&key, t).await.unwrap().unwrap().data, data(2));
+        // Written behind the engine's back (another process): also seen.
+        store
+            .save(&rec(&key, &sign(PRIMARY, &data(3), t), exp))
+            .await
+            .unwrap();
+        assert_eq!(e.load(&key, t).await.unwrap().unwrap().data, data(3));
+    }
+
+    /// A store whose compare-and-swap always loses, so stale rows stay stale.
+    #[derive(Debug)]
+    struct NoSwap(MemoryStore, AtomicBool);
+
+    #[async_trait]
+    impl Store for NoSwap {
+        fn backend(&self) -> &'static str {
+            "memory"
+        }
+        async fn ensure_schema(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn load(
+            &self,
+            key: &str,
+            now: OffsetDateTime,
+        ) -> Result<Option<SessionRecord>, StoreError> {
+            self.0.load(key, now).await
+        }
+        async fn create(&self, data: &str, expires: OffsetDateTime) -> Result<String, StoreError> {
+            self.0.create(data, expires).await
+        }
+        async fn save(&self, record: &SessionRecord) -> Result<(), StoreError> {
+            self.0.save(record).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.0.delete(key).await
+        }
+        async fn compare_and_swap(&self, _: &str, _: &str, _: &str) -> Result<bool, StoreError> {
+            self.1.store(true, Ordering::Relaxed);
+            Ok(false)
+        }
+        async fn compare_and_swap_many(&self, swaps: &[Swap]) -> Result<Vec<bool>, StoreError> {
+            Ok(vec![false; swaps.len()])
+        }
+        async fn scan(
+            &self,
+            range: &KeyRange,
+            after: Option<&str>,
+            limit: usize,
+        ) -> Result<Vec<SessionRecord>, StoreError> {
+            self.0.scan(range, after, limit).await
+        }
+        async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+            self.0.purge_expired(now).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_row_verified_by_a_fallback_is_refused_once_the_fallback_retires() {
+        let store = Arc::new(NoSwap(MemoryStore::new(), AtomicBool::new(false)));
+        let t = now();
+        let retire = t + Duration::hours(1);
+        let ring = only(PRIMARY)
+            .with_fallback(Secret::from(FALLBACK), Some(retire))
+            .unwrap();
+        let e = SessionEngine::new(Arc::clone(&store) as Arc<dyn Store>, &ring);
+        let key = new_session_key();
+        let old = sign(FALLBACK, &data(1), t);
+        store
+            .save(&rec(&key, &old, t + Duration::days(1)))
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            let l = e.load(&key, retire).await.unwrap().unwrap();
+            assert_eq!((l.role, l.resigned), (Role::Fallback, false));
+        }
+        assert!(store.1.load(Ordering::Relaxed), "the re-sign was tried");
+        assert_eq!(
+            e.load_outcome(&key, retire + Duration::seconds(1))
+                .await
+                .unwrap(),
+            LoadOutcome::Refused(VerifyError::BadSignature)
+        );
+        assert_eq!(
+            e.stats().cache_hits,
+            0,
+            "fallback-verified rows are never cached"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_cache_is_bounded_by_entries_and_bytes_and_its_debug_shows_no_keys() {
+        let store = Arc::new(MemoryStore::new());
+        let e = engine(&store, &only(PRIMARY)).with_cache_limits(3, 1 << 20);
+        let t = now();
+        let exp = t + Duration::days(1);
+        let mut keys = Vec::new();
+        for i in 0..10 {
+            let key = put(&store, &sign(PRIMARY, &data(i), t), exp).await;
+            e.load(&key, t).await.unwrap().unwrap();
+            keys.push(key);
+        }
+        let shown = format!("{e:?}");
+        assert!(shown.contains("entries: 3"), "{shown}");
+        for k in &keys {
+            assert!(
+                !shown.contains(k.as_str()),
+                "the Debug form shows a session key"
+            );
+        }
+        assert!(!shown.contains(PRIMARY), "the Debug form shows a secret");
+        // Each re-read is right whether or not it is still cached; at most 3 hit.
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(e.load(k, t).await.unwrap().unwrap().data, data(i as i64));
+        }
+        assert!(e.stats().cache_hits <= 3);
+
+        // A session larger than an eighth of the byte bound is never cached.
+        let small = engine(&store, &only(PRIMARY)).with_cache_limits(100, 8 * 200);
+        let mut big = data(1);
+        big.insert("blob".into(), "x".repeat(400).into());
+        let key = put(&store, &sign(PRIMARY, &big, t), exp).await;
+        for _ in 0..3 {
+            assert_eq!(small.load(&key, t).await.unwrap().unwrap().data, big);
+        }
+        assert_eq!(small.stats().cache_hits, 0);
+        // Turned off.
+        let off = engine(&store, &only(PRIMARY)).with_cache_limits(0, 0);
+        for _ in 0..3 {
+            off.load(&keys[0], t).await.unwrap().unwrap();
+        }
+        assert_eq!(off.stats().cache_hits, 0);
+    }
+
+    #[tokio::test]
+    async fn data_that_verifies_but_is_not_a_session_is_refused_as_malformed() {
+        let store = Arc::new(MemoryStore::new());
+        let e = engine(&store, &only(PRIMARY));
+        let t = now();
+        let not_an_object = SessionCodec::database(&only(PRIMARY))
+            .object_signer()
+            .dumps_at(&serde_json::json!([1, 2]), t)
+            .unwrap();
+        let key = put(&store, &not_an_object, t + Duration::days(1)).await;
+        for _ in 0..2 {
+            match e.load_outcome(&key, t).await.unwrap() {
+                LoadOutcome::Refused(err) => assert_eq!(err.reason(), "malformed"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(e.stats().unverifiable, 2);
+    }
+}
