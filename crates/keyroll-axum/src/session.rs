@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, Request};
 use keyroll::{KeyId, KeyRing, Role, SessionCodec, SessionData};
-use keyroll_store::SessionEngine;
+use keyroll_store::{LoadOutcome, SessionEngine};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -279,8 +279,8 @@ impl Session {
             return Ok(());
         };
         match &self.inner.shared.backend {
-            Backend::Server(engine) => {
-                if let Some(l) = engine.load(incoming, self.inner.now).await? {
+            Backend::Server(engine) => match engine.load_outcome(incoming, self.inner.now).await? {
+                LoadOutcome::Loaded(l) => {
                     metrics::verified(l.key_id, l.role);
                     if l.resigned {
                         metrics::resigned("session");
@@ -289,7 +289,11 @@ impl Session {
                     st.data = l.data;
                     st.verified = Some((l.key_id, l.role));
                 }
-            }
+                // The engine logs it; a fresh session replaces it.
+                LoadOutcome::Refused(e) => metrics::failed_with(&e),
+                // No such session (or not a session key): a fresh one, uncounted.
+                _ => {}
+            },
             Backend::Cookie => {
                 let codec = self.inner.shared.cookie_codec();
                 match codec.resign_at(incoming, self.inner.now) {
@@ -445,6 +449,9 @@ impl Session {
             }
         }
         let save = st.modified || (config.save_every_request && !st.data.is_empty());
+        if !save && matches!(shared.backend, Backend::Server(_)) {
+            return Ok(None);
+        }
         let max_age = time::Duration::try_from(config.max_age).unwrap_or(time::Duration::MAX);
         let expires = now.checked_add(max_age).unwrap_or(now);
         match &shared.backend {
