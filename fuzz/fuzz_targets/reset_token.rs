@@ -4,13 +4,17 @@
 //!
 //! Input: mode byte, then (0) `token NUL password-hash`, (1) 4 time bytes,
 //! 4 last-login bytes, `pk NUL password-hash NUL email`, (2) a key pick,
-//! `pk NUL password-hash`.
+//! `pk NUL password-hash`, (3) 8 bytes of a timestamp (seconds since 2001,
+//! any `u64`), then `pk NUL password-hash`: a token forged with the primary's
+//! secret the way Django computes one (`salted_hmac`), for timestamps no clock
+//! would give (this found the `i64::MAX` overflow; see
+//! `reset_token_with_a_timestamp_near_i64_max_does_not_overflow`).
 #![no_main]
 
 use std::sync::OnceLock;
 
 use keyroll::{PasswordResetTokens, ResetUser, Role, SessionAuthHash, VerifyError};
-use keyroll_fuzz::{alone, one_byte_change, other_key, ring, truncations, NOW, RETIRED};
+use keyroll_fuzz::{alone, one_byte_change, other_key, ring, truncations, NOW, PRIMARY, RETIRED};
 use libfuzzer_sys::fuzz_target;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
@@ -36,7 +40,45 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    match mode % 3 {
+    match mode % 4 {
+        3 => {
+            if rest.len() < 8 {
+                return;
+            }
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&rest[..8]);
+            let ts = u64::from_le_bytes(b);
+            let text = String::from_utf8_lossy(&rest[8..]);
+            let (pk, password_hash) = text.split_once('\0').unwrap_or((&text, "h"));
+            let user = ResetUser {
+                pk,
+                password_hash,
+                last_login: None,
+                email: None,
+            };
+            let value = format!("{pk}{password_hash}{ts}");
+            let tag = keyroll::salted_hmac(
+                keyroll::RESET_SALT.as_bytes(),
+                value.as_bytes(),
+                PRIMARY.as_bytes(),
+                keyroll::Algorithm::Sha256,
+            );
+            let hash: String = tag.to_hex().chars().step_by(2).collect();
+            let token = format!("{}-{hash}", keyroll::b36_encode(ts));
+            let got = tokens().check_token_at(&user, &token, NOW);
+            let now_2001: i64 = 1_795_867_200 - 978_307_200;
+            match i64::try_from(ts) {
+                Err(_) => assert_eq!(got.map(drop), Err(VerifyError::BadSignature)),
+                Ok(t) if i128::from(now_2001) - i128::from(t) > 259_200 => {
+                    assert_eq!(got.map(drop), Err(VerifyError::Expired), "{token}")
+                }
+                Ok(t) => {
+                    let v = got.unwrap_or_else(|e| panic!("{token}: {e}"));
+                    assert_eq!(v.role, Role::Primary);
+                    assert_eq!(v.timestamp, Some(t.saturating_add(978_307_200)));
+                }
+            }
+        }
         0 => {
             let Ok(text) = std::str::from_utf8(rest) else {
                 return;
