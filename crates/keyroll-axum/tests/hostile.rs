@@ -354,3 +354,49 @@ async fn signed_cookie_session_grown_past_the_cookie_limit_is_a_500_that_saves_n
     assert!(!body.contains("blob"), "{body}");
     server.abort();
 }
+
+/// Store URLs keyroll does not understand, and table names that are not
+/// plain identifiers, are refused before anything is opened; the error keeps
+/// at most 20 characters of the scheme and never the rest (it may hold a
+/// password).
+#[tokio::test]
+async fn unusable_store_urls_and_table_names_are_refused_without_echoing_them() {
+    use keyroll_store::{open_store, StoreError, StoreOptions};
+    let opts = StoreOptions::default();
+    for url in [
+        "",
+        "memory:",
+        "mysql://root:hunter2@db/x",
+        "hunter2",
+        "sqlite://",
+        "SQLITE://x.db",
+        " postgres://u:hunter2@h/db",
+        "redis//u:hunter2@h",
+        "ééééééééééééééééééééééééééééé://u:hunter2@h",
+        "\0://hunter2",
+    ] {
+        let e = open_store(url, &opts).await.expect_err(url);
+        assert!(
+            matches!(e, StoreError::BadUrl(ref s) if s.chars().count() <= 20),
+            "{url:?}: {e}"
+        );
+        assert!(!e.to_string().contains("hunter2"), "{url:?}: {e}");
+    }
+    for table in [
+        "",
+        "1abc",
+        "a b",
+        "t;DROP TABLE x",
+        "\"t\"",
+        &"t".repeat(64),
+        "tä",
+    ] {
+        let bad = StoreOptions {
+            table: table.to_owned(),
+            ..StoreOptions::default()
+        };
+        let e = open_store("memory://", &bad).await.expect_err(table);
+        assert!(matches!(e, StoreError::BadTableName(_)), "{table:?}: {e}");
+    }
+    assert!(open_store("memory://", &opts).await.is_ok());
+}
