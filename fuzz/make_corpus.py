@@ -6,7 +6,7 @@ Seeds are real Django-shaped tokens, signed here with Django's algorithms
 the secrets of the fuzz ring in fuzz/src/lib.rs, laid out as each target reads
 its input: most start with a mode byte (see each target's header comment).
 
-    python3 fuzz/make_corpus.py          # rewrites fuzz/corpus/
+    python3 fuzz/make_corpus.py          # (re)writes the named seeds in fuzz/corpus/
 """
 
 import base64
@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import json
 import os
-import shutil
 import struct
 import zlib
 
@@ -179,6 +178,7 @@ def seeds():
         "make": m(1) + u32(NOW - EPOCH_2001) + u32(NOW - 86400)
         + b"42\x00pbkdf2_sha256$870000$s$h=\x00a@b.c",
         "other_key": m(2) + m(0) + b"42\x00argon2$h",
+        "forged_ts_i64_max": m(3) + struct.pack("<Q", 2**63 - 1) + b"42\x00h",
     }
     yield "parse_json", {
         "object": b'{"a":[1,2.5,"\\u00e9\\ud83d\\ude00"],"b":null}',
@@ -214,14 +214,33 @@ retire_after = "2026-12-28T12:00:00+01:00"
         "b64": b64e(b"\xfb\xff\xbfabc"),
         "b64_padded": b"YWI=",
     }
+    yield "store_url", {
+        "memory": b"memory://",
+        "sqlite": b"keyroll_session\nsqlite://x.db",
+        "postgres": b"postgres://user:pw@host:5432/db?connect_timeout=2",
+        "redis": b"rediss://h:6379/0",
+        "bad_table": b"9table\nmemory://",
+        "session_key": b"abcdefgh12345678abcdefgh12345678",
+        "unknown_scheme": b"mysql://root:hunter2@db/x",
+    }
+    # '@' stands for a valid session cookie value and '#' for a valid signed
+    # "theme" cookie; the target puts them in (see cookie_header.rs).
+    yield "cookie_header", {
+        "server_plain": b"\x00sessionid=@",
+        "cookie_both": b"\x01sessionid=@; theme=#",
+        "quoted_then_dup": b'\x00a=1; sessionid="@"\nsessionid=x',
+        "first_wins": b"\x00sessionid=x; sessionid=@",
+        "nonascii": b"\x01 theme = # ;sessionid=\xc3\xa9@\n\xffsessionid=@",
+    }
 
 
 def main():
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
     for target, files in seeds():
         d = os.path.join(root, target)
-        shutil.rmtree(d, ignore_errors=True)
-        os.makedirs(d)
+        # The minimized corpus (files named by their SHA-1) stays; only the
+        # named seeds are (re)written.
+        os.makedirs(d, exist_ok=True)
         for name, data in files.items():
             with open(os.path.join(d, name), "wb") as f:
                 f.write(data)
