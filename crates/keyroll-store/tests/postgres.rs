@@ -187,3 +187,52 @@ async fn open_store_url() {
     assert_eq!(store.backend(), "postgres");
     store.ensure_schema().await.unwrap();
 }
+
+/// `connect_timeout`, `pool_timeout` and `query_timeout` are keyroll's: taken
+/// out of the URL (the driver would refuse them), the rest still reaches the
+/// driver; a bad value is refused by name, without the password.
+#[tokio::test]
+async fn timeouts_in_the_url() {
+    let url = postgres_url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let table = unique_name();
+    let tuned = format!(
+        "{url}{sep}connect_timeout=2.5&application_name=keyroll_timeouts&pool_timeout=1&query_timeout=3"
+    );
+    let store = match PostgresStore::connect(&tuned, &table, 1).await {
+        Ok(s) => s,
+        Err(e) => return unreachable("PostgreSQL", &url, &e).unwrap_or(()),
+    };
+    let _cleanup = pg_cleanup(url.clone(), vec![table]);
+    store.ensure_schema().await.unwrap();
+    let debug = format!("{store:?}");
+    assert!(
+        debug.contains("connect: 2.5s") && debug.contains("query: 3s"),
+        "{debug}"
+    );
+    // The driver got application_name.
+    let c = pg_client(&url).await.unwrap();
+    let n: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'keyroll_timeouts'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    for bad in ["0", "abc", "7200", "-1"] {
+        let e = PostgresStore::connect(
+            &format!("postgres://u:hunter2@127.0.0.1:1/db?query_timeout={bad}"),
+            "t",
+            1,
+        )
+        .await
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("query_timeout") && !text.contains("hunter2"),
+            "{text}"
+        );
+    }
+}

@@ -176,3 +176,38 @@ async fn open_store_url() {
     assert_eq!(store.backend(), "redis");
     store.ensure_schema().await.unwrap();
 }
+
+/// `connect_timeout` and `query_timeout` are keyroll's: taken out of the URL
+/// before the driver parses it; a bad value is refused by name, without
+/// the password.
+#[tokio::test]
+async fn timeouts_in_the_url() {
+    let url = redis_url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let prefix = unique_name();
+    let tuned = format!("{url}{sep}connect_timeout=2.5&query_timeout=3");
+    let store = match RedisStore::connect(&tuned, &prefix).await {
+        Ok(s) => s,
+        Err(e) => return unreachable("Redis", &url, &e).unwrap_or(()),
+    };
+    let _cleanup = redis_cleanup(url.clone(), prefix);
+    let key = new_key();
+    store
+        .save(&rec(&key, "x", now() + Duration::hours(1)))
+        .await
+        .unwrap();
+    assert!(store.load(&key, now()).await.unwrap().is_some());
+    for bad in ["0", "abc", "7200", "1,5"] {
+        let e = RedisStore::connect(
+            &format!("redis://:hunter2@127.0.0.1:1?connect_timeout={bad}"),
+            "p",
+        )
+        .await
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("connect_timeout") && !text.contains("hunter2"),
+            "{text}"
+        );
+    }
+}
