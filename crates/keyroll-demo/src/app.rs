@@ -56,6 +56,9 @@ pub(crate) fn router(app: App, sessions: SessionLayer) -> Router {
         .route("/operator/promote", post(promote))
         .route("/operator/retire", post(retire))
         .route("/metrics", get(metrics))
+        .route("/api/whoami", get(api_whoami))
+        .route("/api/visit", post(api_visit))
+        .route("/api/ring", get(api_ring))
         .layer(sessions)
         .with_state(app)
 }
@@ -86,6 +89,62 @@ async fn home(State(app): State<App>, session: Session) -> Result<Response, Sess
         visits,
     )
     .into_response())
+}
+
+/// What `/api/whoami` and `/api/visit` answer: who the session belongs to,
+/// the session's visit counter, and which key verified it.
+async fn whoami_json(
+    app: &App,
+    session: &Session,
+    visits: u64,
+) -> Result<serde_json::Value, SessionError> {
+    let user = current_user(session, app.users.as_ref()).await?;
+    let key = session.key_id().await?.map(|k| k.to_string());
+    Ok(serde_json::json!({
+        "user": user.map(|u| u.username),
+        "visits": visits,
+        "session_key_id": key,
+        "primary_key_id": app.ring.current().primary().id().to_string(),
+    }))
+}
+
+async fn visits(session: &Session) -> u64 {
+    session
+        .get::<u64>("visits")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+}
+
+/// The home page's facts as JSON, without counting a visit (the session is
+/// only read; a stale one may still be re-signed by the store layer).
+async fn api_whoami(State(app): State<App>, session: Session) -> Result<Response, SessionError> {
+    let visits = visits(&session).await;
+    Ok(axum::Json(whoami_json(&app, &session, visits).await?).into_response())
+}
+
+/// Counts a visit in the session (a write: the session is saved) and answers
+/// like `/api/whoami`.
+async fn api_visit(State(app): State<App>, session: Session) -> Result<Response, SessionError> {
+    let visits = visits(&session).await + 1;
+    session.insert("visits", visits).await?;
+    Ok(axum::Json(whoami_json(&app, &session, visits).await?).into_response())
+}
+
+/// The ring in force: key ids and roles, never secrets.
+async fn api_ring(State(app): State<App>) -> Response {
+    let keys: Vec<serde_json::Value> = ring_rows(&app)
+        .into_iter()
+        .map(|(id, role, retire_after)| {
+            serde_json::json!({"key_id": id, "role": role, "retire_after": retire_after})
+        })
+        .collect();
+    axum::Json(serde_json::json!({
+        "primary_key_id": app.ring.current().primary().id().to_string(),
+        "keys": keys,
+    }))
+    .into_response()
 }
 
 /// Username and password of the sign-up and login forms.

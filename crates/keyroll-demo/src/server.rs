@@ -1,19 +1,4 @@
-//! `keyroll-demo`: a small web app showing the whole story — sign up, log in,
-//! rotate the signing key live from the operator page (or `keyroll ring …`
-//! on the ring file), and nobody is logged out.
-//!
-//! ```text
-//! cargo run -p keyroll-demo -- [--listen 127.0.0.1:8080] [--database URL]
-//!                              [--mode server|cookie] [--keyring FILE]
-//! ```
-//!
-//! DEMO ONLY: users live in memory (gone at restart) with salted SHA-256
-//! password hashes, the operator page has no authentication, and cookies go
-//! over plain HTTP unless `--secure-cookies` is given.
-
-mod app;
-mod pages;
-mod users;
+//! The demo server: its command line and its start-up.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +11,8 @@ use clap::{Parser, ValueEnum};
 use keyroll::ringfile::{OpenOptions, RingFile, DEFAULT_SECRET_LEN};
 use keyroll_axum::{ResetTokens, RingHandle, SessionConfig, SessionLayer};
 use keyroll_store::{open_store, SessionEngine, StoreOptions};
+
+use crate::{app, users};
 use time::OffsetDateTime;
 
 /// Where sessions live.
@@ -50,18 +37,31 @@ struct Args {
     /// Server-side sessions or signed-cookie sessions.
     #[arg(long, value_enum, default_value_t = Mode::Server)]
     mode: Mode,
-    /// Key ring file (created with a fresh primary key when missing; watched for changes).
+    /// SQL table of the sessions (SQLite, PostgreSQL).
+    #[arg(long, default_value = keyroll_store::DEFAULT_TABLE)]
+    table: String,
+    /// Key prefix of the sessions in Redis (`PREFIX:SESSION_KEY`).
+    #[arg(long, default_value = keyroll_store::DEFAULT_REDIS_PREFIX)]
+    redis_prefix: String,
+    /// Key ring file (created with a fresh primary key when missing; reloaded
+    /// on SIGHUP and, unless --watch-ms is 0, when it changes).
     #[arg(long, default_value = "keyroll-demo-ring.toml")]
     keyring: PathBuf,
+    /// Users file (JSON, as `rolling-rotation` writes it) shared by every
+    /// instance of a fleet; without it users live in this instance's memory.
+    /// Sign-ups and password changes always stay in this instance's memory.
+    #[arg(long)]
+    users: Option<PathBuf>,
     /// Mark cookies `Secure` (only when served over HTTPS).
     #[arg(long)]
     secure_cookies: bool,
-    /// How often the ring file is checked for changes, in milliseconds.
+    /// How often the ring file is checked for changes, in milliseconds; 0: only reload on SIGHUP.
     #[arg(long, default_value_t = 1000)]
     watch_ms: u64,
 }
 
-fn main() -> ExitCode {
+/// Parses the command line and runs the server until Ctrl-C (or SIGTERM).
+pub fn main() -> ExitCode {
     let args = Args::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -96,11 +96,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let ring = RingHandle::open(&args.keyring, OpenOptions::default())
         .with_context(|| format!("opening {}", args.keyring.display()))?;
-    let _watch = ring.watch_file(
-        args.keyring.clone(),
-        OpenOptions::default(),
-        Duration::from_millis(args.watch_ms.max(10)),
-    );
+    let _watch = (args.watch_ms > 0).then(|| {
+        ring.watch_file(
+            args.keyring.clone(),
+            OpenOptions::default(),
+            Duration::from_millis(args.watch_ms.max(10)),
+        )
+    });
+    #[cfg(unix)]
+    let _hup = ring
+        .reload_on_sighup(args.keyring.clone(), OpenOptions::default())
+        .context("installing the SIGHUP handler")?;
 
     let mut config = SessionConfig::new();
     if !args.secure_cookies {
@@ -108,7 +114,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let sessions = match args.mode {
         Mode::Server => {
-            let store = open_store(&args.database, &StoreOptions::default())
+            let opts = StoreOptions {
+                table: args.table.clone(),
+                redis_prefix: args.redis_prefix.clone(),
+                ..StoreOptions::default()
+            };
+            let store = open_store(&args.database, &opts)
                 .await
                 .context("opening the session store")?;
             store
@@ -122,8 +133,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     .with_config(config);
 
+    let users = match &args.users {
+        Some(path) => users::Users::from_file(path)
+            .with_context(|| format!("reading the users file {}", path.display()))?,
+        None => users::Users::default(),
+    };
     let state = app::App {
-        users: Arc::new(users::Users::default()),
+        users: Arc::new(users),
         ring: ring.clone(),
         ring_path: args.keyring.clone(),
         reset: ResetTokens::new(ring.clone()),
@@ -139,10 +155,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ring.current().primary().id()
     );
     axum::serve(listener, app::router(state, sessions))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown())
         .await
         .context("serving")?;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM on unix (how a fleet's instances are stopped).
+async fn shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -5,14 +5,16 @@
 //! Django's (`sha256$salt$hex`) so the session auth hash has the same input shape.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Mutex;
 
 use keyroll_axum::UserLoader;
 use rand::Rng as _;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// One user.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct User {
     /// Primary key, as Django's `str(user.pk)`.
     pub(crate) id: String,
@@ -34,7 +36,41 @@ struct Inner {
     next: u64,
 }
 
+/// Largest users file read (a few hundred thousand users).
+const MAX_USERS_FILE: u64 = 64 * 1024 * 1024;
+
 impl Users {
+    /// The users of a users file (a JSON list of `{id, username, password_hash}`),
+    /// shared by every instance of a fleet so that each knows every user by
+    /// the same id and the same password hash (the session auth hash depends on both).
+    pub(crate) fn from_file(path: &Path) -> anyhow::Result<Self> {
+        use std::io::Read as _;
+        let mut text = String::new();
+        std::fs::File::open(path)?
+            .take(MAX_USERS_FILE + 1)
+            .read_to_string(&mut text)?;
+        if text.len() as u64 > MAX_USERS_FILE {
+            anyhow::bail!("larger than 64 MiB");
+        }
+        let list: Vec<User> = serde_json::from_str(&text)?;
+        let mut inner = Inner::default();
+        for user in list {
+            if inner.by_id.values().any(|u| u.username == user.username) {
+                anyhow::bail!("the username {:?} is listed twice", user.username);
+            }
+            // New sign-ups continue after the largest numeric id.
+            if let Ok(n) = user.id.parse::<u64>() {
+                inner.next = inner.next.max(n);
+            }
+            if inner.by_id.insert(user.id.clone(), user).is_some() {
+                anyhow::bail!("a user id is listed twice");
+            }
+        }
+        Ok(Self {
+            inner: Mutex::new(inner),
+        })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         match self.inner.lock() {
             Ok(g) => g,
@@ -90,6 +126,40 @@ impl UserLoader for Users {
             (u, hash)
         })
     }
+}
+
+/// Writes a users file for `--users`: user `i` (from 1) of `users`
+/// (`(username, password)`) gets id `i` and a freshly salted password hash.
+/// The file is created new (never overwritten), mode 0600 on unix.
+/// DEMO ONLY (see the module's note on the hash).
+///
+/// # Errors
+/// The I/O error, or a username given twice.
+pub fn write_users_file(path: &Path, users: &[(String, String)]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut names = std::collections::HashSet::new();
+    let mut list = Vec::with_capacity(users.len());
+    for (i, (name, password)) in users.iter().enumerate() {
+        if !names.insert(name.as_str()) {
+            anyhow::bail!("the username {name:?} is given twice");
+        }
+        list.push(User {
+            id: (i + 1).to_string(),
+            username: name.clone(),
+            password_hash: hash_password(password),
+        });
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(serde_json::to_string(&list)?.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -149,5 +219,32 @@ mod tests {
         assert!(!check_password("px", &a));
         assert_ne!(a, hash_password("pw"));
         assert!(!check_password("pw", "md5$x$y"));
+    }
+
+    #[test]
+    fn users_file_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        let list = vec![
+            ("ann".to_owned(), "pw-a".to_owned()),
+            ("bob".to_owned(), "pw-b".to_owned()),
+        ];
+        write_users_file(&path, &list).unwrap();
+        assert!(write_users_file(&path, &list).is_err(), "never overwrites");
+        let users = Users::from_file(&path).unwrap();
+        let bob = users.by_name("bob").unwrap();
+        assert_eq!(bob.id, "2");
+        assert!(check_password("pw-b", &bob.password_hash));
+        // Two instances reading one file know the same hash.
+        let again = Users::from_file(&path).unwrap();
+        assert_eq!(again.by_id("2").unwrap().password_hash, bob.password_hash);
+        // Sign-ups continue after the file's ids.
+        assert_eq!(users.create("cy", "pw").unwrap().id, "3");
+        let dup = dir.path().join("dup.json");
+        let twice = vec![
+            ("a".to_owned(), "x".to_owned()),
+            ("a".to_owned(), "y".to_owned()),
+        ];
+        assert!(write_users_file(&dup, &twice).is_err());
     }
 }

@@ -1,0 +1,13 @@
+//! The keyroll demo web app (the `keyroll-demo` binary) and the
+//! rolling-rotation drill (the `rolling-rotation` binary) that runs a fleet of
+//! it under load while the signing key is rotated.
+//!
+//! DEMO ONLY: see the binary's documentation for what is not production grade.
+
+mod app;
+pub mod drill;
+mod pages;
+pub mod server;
+mod users;
+
+pub use users::write_users_file;
