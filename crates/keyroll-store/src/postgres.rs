@@ -529,7 +529,7 @@ impl Store for PostgresStore {
         })
     }
 
-    /// In statements of [`PURGE_CHUNK`] rows, each under the query timeout,
+    /// In statements of 5000 rows, each under the query timeout,
     /// so a table with millions of expired rows is purged, not timed out.
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let mut total = 0u64;

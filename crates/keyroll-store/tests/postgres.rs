@@ -236,3 +236,28 @@ async fn timeouts_in_the_url() {
         );
     }
 }
+
+/// `purge_expired` deletes in statements of 5000 rows (each well inside the
+/// query timeout): all of a larger backlog goes, live rows stay.
+#[tokio::test]
+async fn purge_of_a_large_backlog_goes_in_chunks() {
+    let Some((store, table, _cleanup)) = bare_store(None).await else {
+        return;
+    };
+    store.ensure_schema().await.unwrap();
+    let c = pg_client(&postgres_url()).await.unwrap();
+    c.batch_execute(&format!(
+        "INSERT INTO \"{table}\" SELECT 'expired' || lpad(g::text, 8, '0'), 'x', \
+         now() - interval '1 day' FROM generate_series(1, 12345) g"
+    ))
+    .await
+    .unwrap();
+    let live = new_key();
+    store
+        .save(&rec(&live, "live", now() + Duration::hours(1)))
+        .await
+        .unwrap();
+    assert_eq!(store.purge_expired(now()).await.unwrap(), 12_345);
+    assert_eq!(store.purge_expired(now()).await.unwrap(), 0);
+    assert!(store.load(&live, now()).await.unwrap().is_some());
+}
