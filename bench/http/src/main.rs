@@ -18,7 +18,8 @@
 //!   straight through the engine, signed by the current primary, and returns
 //!   their keys, one a line.
 //! - `GET /rotate` (keyroll modes): reloads the ring to {primary B, fallback A}.
-//! - `GET /stats` (mode `keyroll`): the engine's counters as JSON.
+//! - `GET /stats` (mode `keyroll`): the engine's counters as JSON (incl. `cache_hits`:
+//!   reads answered from the engine's verified-session cache).
 //!
 //! Keys: with `--stale` the ring starts as {primary A}, so what `/seed` and
 //! `/seed-bulk` write is signed by A; after `/rotate` it is stale and every
@@ -267,12 +268,14 @@ async fn main() -> anyhow::Result<()> {
                             let s = engine.stats();
                             format!(
                                 "{{\"verified_primary\":{},\"verified_fallback\":{},\
-                                 \"resigned\":{},\"unverifiable\":{},\"conflicts\":{}}}\n",
+                                 \"resigned\":{},\"unverifiable\":{},\"conflicts\":{},\
+                                 \"cache_hits\":{}}}\n",
                                 s.verified_primary,
                                 s.verified_fallback,
                                 s.resigned,
                                 s.unverifiable,
-                                s.conflicts
+                                s.conflicts,
+                                s.cache_hits
                             )
                         }
                     }),
