@@ -354,6 +354,131 @@ async fn login_interrupted(net: Net) {
     assert_eq!(ns.row(&old).await, None, "the old row is gone");
 }
 
+/// The app's store, cutting the network the instant a `create` has
+/// succeeded (once armed): the real server, cut at an exact point.
+struct CutAfterCreate {
+    inner: Arc<dyn keyroll_store::Store>,
+    armed: std::sync::atomic::AtomicBool,
+    cut: Box<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for CutAfterCreate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CutAfterCreate")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl keyroll_store::Store for CutAfterCreate {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn ensure_schema(&self) -> Result<(), StoreError> {
+        self.inner.ensure_schema().await
+    }
+    async fn load(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<keyroll_store::SessionRecord>, StoreError> {
+        self.inner.load(key, now).await
+    }
+    async fn create(&self, data: &str, expires: OffsetDateTime) -> Result<String, StoreError> {
+        let key = self.inner.create(data, expires).await?;
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            (self.cut)();
+        }
+        Ok(key)
+    }
+    async fn save(&self, record: &keyroll_store::SessionRecord) -> Result<(), StoreError> {
+        self.inner.save(record).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.compare_and_swap(key, expected, new).await
+    }
+    async fn scan(
+        &self,
+        range: &keyroll_store::KeyRange,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<keyroll_store::SessionRecord>, StoreError> {
+        self.inner.scan(range, after, limit).await
+    }
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.purge_expired(now).await
+    }
+}
+
+/// A login whose new session row is written and then the store dies
+/// before the old row is deleted: a 500 without the new cookie; the old
+/// row is intact and still the client's (anonymous) session; the new row
+/// is an orphan nobody holds the key of. Once the store is back the client
+/// logs in normally.
+async fn login_cut_between_create_and_delete(net: Net) {
+    let (_logs, _guard) = logs::capture();
+    let Some(ns) = net_store(net, TIMEOUTS).await else {
+        return;
+    };
+    let store = Arc::new(CutAfterCreate {
+        inner: Arc::clone(&ns.store),
+        armed: std::sync::atomic::AtomicBool::new(false),
+        cut: Box::new(ns.proxy.cutter()),
+    });
+    let ring = RingHandle::new(ring_a());
+    let engine = Arc::new(SessionEngine::new(
+        Arc::clone(&store) as Arc<dyn keyroll_store::Store>,
+        &ring.current(),
+    ));
+    let app = serve(
+        SessionLayer::server(engine, ring.clone()).insecure_http(),
+        ring,
+    )
+    .await;
+    let alice = app.browser();
+    assert_eq!(alice.get("/visit").await, (StatusCode::OK, "1".into()));
+    let old = alice.cookie("sessionid").unwrap();
+    let before = ns.row(&old).await.unwrap();
+
+    store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let t = Instant::now();
+    let (status, body) = alice.post("/login/1").await;
+    assert_store_down(status, &body, t.elapsed(), "login, old row not deleted");
+    assert_eq!(alice.cookie("sessionid").unwrap(), old, "no new cookie");
+    let rows = ns.rows().await;
+    assert_eq!(rows.len(), 2, "the old row and the orphan");
+    assert!(rows.contains(&before), "the old row is intact");
+    let orphan = rows.iter().find(|r| r.key != old).unwrap();
+    let v = SessionCodec::database(&ring_a())
+        .decode_at(&orphan.data, OffsetDateTime::now_utc())
+        .unwrap();
+    assert_eq!(v.value["_auth_user_id"], "1", "the orphan is the login");
+
+    ns.proxy.restore();
+    let (status, body) = alice.get("/whoami").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::OK,
+            format!("anonymous|{}|primary", id_a()).as_str()
+        )
+    );
+    assert_eq!(alice.get("/visit").await, (StatusCode::OK, "2".into()));
+    assert_eq!(alice.post("/login/1").await, (StatusCode::OK, "ok".into()));
+    let (_, body) = alice.get("/whoami").await;
+    assert!(body.starts_with("user:1|"), "{body}");
+    assert_eq!(ns.row(&old).await, None, "the old row is gone now");
+}
+
 /// Clients hammer the app while the store is cut and restored twice:
 /// every answer is a 200 or the 500 with the store message, each within
 /// the bound; no panic, no other status; every client's counter only goes
@@ -437,6 +562,10 @@ macro_rules! store_drills {
             #[tokio::test]
             async fn login_interrupted_keeps_the_old_session() {
                 deadline(30, login_interrupted($net)).await;
+            }
+            #[tokio::test]
+            async fn login_cut_between_create_and_delete_keeps_the_old_session() {
+                deadline(30, login_cut_between_create_and_delete($net)).await;
             }
             #[tokio::test]
             async fn in_flight_requests_when_the_store_dies() {

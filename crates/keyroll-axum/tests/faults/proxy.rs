@@ -100,6 +100,17 @@ impl Proxy {
         });
     }
 
+    /// A handle that cuts, for code that does not own the proxy.
+    pub fn cutter(&self) -> impl Fn() + Send + Sync + 'static {
+        let state = self.state.clone();
+        move || {
+            state.send_modify(|s| {
+                s.mode = Mode::Down;
+                s.cuts += 1;
+            });
+        }
+    }
+
     /// The network path goes silent: nothing forwarded, nothing closed.
     pub fn stall(&self) {
         self.state.send_modify(|s| s.mode = Mode::Stall);
