@@ -195,7 +195,9 @@ struct State {
     loaded: bool,
     /// Server mode: the key of the stored row (None: no row yet).
     key: Option<String>,
-    data: SessionData,
+    /// Shared with the engine's cache when it came from there; copied on
+    /// the first change (`Arc::make_mut`).
+    data: Arc<SessionData>,
     verified: Option<(KeyId, Role)>,
     /// Signed-cookie mode: the incoming cookie's timestamp.
     cookie_timestamp: Option<i64>,
@@ -279,7 +281,7 @@ impl Session {
             return Ok(());
         };
         match &self.inner.shared.backend {
-            Backend::Server(engine) => match engine.load_outcome(incoming, self.inner.now).await? {
+            Backend::Server(engine) => match engine.load_shared(incoming, self.inner.now).await? {
                 LoadOutcome::Loaded(l) => {
                     metrics::verified(l.key_id, l.role);
                     if l.resigned {
@@ -302,7 +304,7 @@ impl Session {
                         st.verified = Some((v.key_id, v.role));
                         st.cookie_timestamp = v.timestamp;
                         let (data, fresh) = v.value;
-                        st.data = data;
+                        st.data = Arc::new(data);
                         st.reissue = fresh;
                     }
                     Err(e) => {
@@ -353,7 +355,7 @@ impl Session {
     pub async fn insert(&self, key: &str, value: impl Serialize) -> Result<(), SessionError> {
         let value = serde_json::to_value(value)?;
         let mut st = self.loaded().await?;
-        st.data.insert(key.to_owned(), value);
+        Arc::make_mut(&mut st.data).insert(key.to_owned(), value);
         st.modified = true;
         Ok(())
     }
@@ -364,7 +366,10 @@ impl Session {
     /// [`SessionError::Store`] when the store fails.
     pub async fn remove(&self, key: &str) -> Result<Option<Value>, SessionError> {
         let mut st = self.loaded().await?;
-        let old = st.data.remove(key);
+        if !st.data.contains_key(key) {
+            return Ok(None);
+        }
+        let old = Arc::make_mut(&mut st.data).remove(key);
         if old.is_some() {
             st.modified = true;
         }
@@ -378,7 +383,7 @@ impl Session {
     /// [`SessionError::Store`] when the store fails.
     pub async fn flush(&self) -> Result<(), SessionError> {
         let mut st = self.loaded().await?;
-        st.data.clear();
+        st.data = Arc::default();
         if let Some(old) = st.key.take() {
             st.doomed.push(old);
         }

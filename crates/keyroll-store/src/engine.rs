@@ -20,7 +20,7 @@ use crate::store::{is_valid_session_key, SessionRecord, Store, StoreError};
 const CAS_ATTEMPTS: usize = 3;
 
 /// A session loaded through the engine.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct LoadedSession {
     /// The session key.
     pub key: String,
@@ -34,6 +34,72 @@ pub struct LoadedSession {
     pub role: Role,
     /// True when this load re-signed the row with the primary key.
     pub resigned: bool,
+}
+
+/// As [`LoadedSession`], with the data shared with the engine's cache
+/// ([`SessionEngine::load_shared`]): a cached load copies nothing; change
+/// the data with [`Arc::make_mut`].
+#[derive(Clone, PartialEq)]
+pub struct SharedSession {
+    /// The session key.
+    pub key: String,
+    /// The verified data.
+    pub data: Arc<SessionData>,
+    /// When the session expires.
+    pub expires: OffsetDateTime,
+    /// The key that verified the stored data (before any re-sign).
+    pub key_id: KeyId,
+    /// Its role; anything but primary was re-signed on this load.
+    pub role: Role,
+    /// True when this load re-signed the row with the primary key.
+    pub resigned: bool,
+}
+
+impl From<SharedSession> for LoadedSession {
+    fn from(s: SharedSession) -> Self {
+        LoadedSession {
+            key: s.key,
+            data: Arc::try_unwrap(s.data).unwrap_or_else(|shared| (*shared).clone()),
+            expires: s.expires,
+            key_id: s.key_id,
+            role: s.role,
+            resigned: s.resigned,
+        }
+    }
+}
+
+/// The session key is a bearer credential and the data is private: the
+/// `Debug` forms show a key prefix and the number of entries.
+fn debug_session(
+    f: &mut std::fmt::Formatter<'_>,
+    name: &str,
+    key: &str,
+    entries: usize,
+    rest: (OffsetDateTime, KeyId, Role, bool),
+) -> std::fmt::Result {
+    let shown = key.get(..6).unwrap_or("");
+    f.debug_struct(name)
+        .field("key", &format_args!("{shown}…"))
+        .field("entries", &entries)
+        .field("expires", &rest.0)
+        .field("key_id", &rest.1)
+        .field("role", &rest.2)
+        .field("resigned", &rest.3)
+        .finish()
+}
+
+impl std::fmt::Debug for LoadedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rest = (self.expires, self.key_id, self.role, self.resigned);
+        debug_session(f, "LoadedSession", &self.key, self.data.len(), rest)
+    }
+}
+
+impl std::fmt::Debug for SharedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rest = (self.expires, self.key_id, self.role, self.resigned);
+        debug_session(f, "SharedSession", &self.key, self.data.len(), rest)
+    }
 }
 
 /// Counters of what the engine saw. Cheap to read at any time.
@@ -69,12 +135,13 @@ pub struct StatsSnapshot {
     pub cache_hits: u64,
 }
 
-/// What [`SessionEngine::load_outcome`] found.
+/// What [`SessionEngine::load_outcome`] (`S` = [`LoadedSession`]) or
+/// [`SessionEngine::load_shared`] (`S` = [`SharedSession`]) found.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
-pub enum LoadOutcome {
+pub enum LoadOutcome<S = LoadedSession> {
     /// A live session that verified (and was re-signed if it was stale).
-    Loaded(LoadedSession),
+    Loaded(S),
     /// No live session under that key: not a valid key, no row, or expired.
     Missing,
     /// A live row whose data did not verify (tampered, signed by a key the
@@ -82,12 +149,21 @@ pub enum LoadOutcome {
     Refused(VerifyError),
 }
 
-impl LoadOutcome {
+impl<S> LoadOutcome<S> {
     /// The session, if one loaded.
-    pub fn into_loaded(self) -> Option<LoadedSession> {
+    pub fn into_loaded(self) -> Option<S> {
         match self {
             LoadOutcome::Loaded(l) => Some(l),
             LoadOutcome::Missing | LoadOutcome::Refused(_) => None,
+        }
+    }
+
+    /// The same outcome with the session converted by `f`.
+    pub fn map<T>(self, f: impl FnOnce(S) -> T) -> LoadOutcome<T> {
+        match self {
+            LoadOutcome::Loaded(l) => LoadOutcome::Loaded(f(l)),
+            LoadOutcome::Missing => LoadOutcome::Missing,
+            LoadOutcome::Refused(e) => LoadOutcome::Refused(e),
         }
     }
 }
@@ -233,6 +309,19 @@ impl SessionEngine {
         key: &str,
         now: OffsetDateTime,
     ) -> Result<LoadOutcome, StoreError> {
+        Ok(self.load_shared(key, now).await?.map(LoadedSession::from))
+    }
+
+    /// As [`SessionEngine::load_outcome`], with the data shared with the
+    /// engine's cache instead of copied out of it.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    pub async fn load_shared(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<LoadOutcome<SharedSession>, StoreError> {
         if !is_valid_session_key(key) {
             return Ok(LoadOutcome::Missing);
         }
@@ -245,9 +334,9 @@ impl SessionEngine {
             if let Some(hit) = self.cache.get(key, &record.data, generation) {
                 self.stats.count(Role::Primary);
                 self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(LoadOutcome::Loaded(LoadedSession {
+                return Ok(LoadOutcome::Loaded(SharedSession {
                     key: record.key,
-                    data: hit.data.clone(),
+                    data: Arc::clone(&hit.data),
                     expires: record.expires,
                     key_id: hit.key_id,
                     role: Role::Primary,
@@ -264,12 +353,13 @@ impl SessionEngine {
             };
             self.stats.count(verified.role);
             let (data, fresh) = verified.value;
+            let data = Arc::new(data);
             let Some(fresh) = fresh else {
                 if verified.role == Role::Primary {
                     self.cache
                         .insert(key, record.data, generation, verified.key_id, &data);
                 }
-                return Ok(LoadOutcome::Loaded(LoadedSession {
+                return Ok(LoadOutcome::Loaded(SharedSession {
                     key: record.key,
                     data,
                     expires: record.expires,
@@ -301,7 +391,11 @@ impl SessionEngine {
         };
         match codec.decode_at(&record.data, now) {
             Ok(v) => Ok(LoadOutcome::Loaded(loaded(
-                record, v.value, v.key_id, v.role, false,
+                record,
+                Arc::new(v.value),
+                v.key_id,
+                v.role,
+                false,
             ))),
             Err(e) => {
                 self.unverifiable(&e);
@@ -373,12 +467,12 @@ impl SessionEngine {
 
 fn loaded(
     record: SessionRecord,
-    data: SessionData,
+    data: Arc<SessionData>,
     key_id: KeyId,
     role: Role,
     resigned: bool,
-) -> LoadedSession {
-    LoadedSession {
+) -> SharedSession {
+    SharedSession {
         key: record.key,
         data,
         expires: record.expires,
@@ -406,7 +500,7 @@ struct CachedSession {
     /// The exact stored string that verified.
     stored: String,
     key_id: KeyId,
-    data: SessionData,
+    data: Arc<SessionData>,
     /// Estimated memory, counted against the cache's byte bound.
     weight: usize,
 }
@@ -475,7 +569,7 @@ impl VerifiedCache {
         stored: String,
         generation: u64,
         key_id: KeyId,
-        data: &SessionData,
+        data: &Arc<SessionData>,
     ) {
         if !self.enabled() {
             return;
@@ -495,13 +589,11 @@ impl VerifiedCache {
             generation,
             stored,
             key_id,
-            data: data.clone(),
+            data: Arc::clone(data),
             weight,
         });
         let mut m = self.lock();
-        if let Some(old) = m.map.remove(key) {
-            m.bytes -= old.weight;
-        }
+        // (Replacing an entry may evict one more than needed: one hash, not two.)
         while !m.map.is_empty()
             && (m.map.len() >= self.max_entries || m.bytes + weight > self.max_bytes)
         {
@@ -512,8 +604,10 @@ impl VerifiedCache {
                 m.bytes -= old.weight;
             }
         }
+        if let Some(old) = m.map.insert(key.to_owned(), entry) {
+            m.bytes -= old.weight;
+        }
         m.bytes += weight;
-        m.map.insert(key.to_owned(), entry);
     }
 
     fn remove(&self, key: &str) {

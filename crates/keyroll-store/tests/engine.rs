@@ -500,8 +500,8 @@ mod cache {
     use async_trait::async_trait;
     use keyroll::{KeyRing, Role, Secret, SessionCodec, VerifyError};
     use keyroll_store::{
-        new_session_key, KeyRange, LoadOutcome, MemoryStore, SessionEngine, SessionRecord, Store,
-        StoreError, Swap,
+        new_session_key, KeyRange, LoadOutcome, LoadedSession, MemoryStore, SessionEngine,
+        SessionRecord, SharedSession, Store, StoreError, Swap,
     };
     use time::{Duration, OffsetDateTime};
 
@@ -517,7 +517,7 @@ mod cache {
         key
     }
 
-    fn loaded(o: LoadOutcome) -> keyroll_store::LoadedSession {
+    fn loaded(o: LoadOutcome) -> LoadedSession {
         match o {
             LoadOutcome::Loaded(l) => l,
             other => panic!("expected a session, got {other:?}"),
@@ -540,6 +540,29 @@ mod cache {
         );
         let st = e.stats();
         assert_eq!((st.verified_primary, st.cache_hits), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn shared_loads_share_the_cached_data_and_a_change_copies_it() {
+        let store = Arc::new(MemoryStore::new());
+        let e = engine(&store, &only(PRIMARY));
+        let t = now();
+        let key = put(&store, &sign(PRIMARY, &data(1), t), t + Duration::days(1)).await;
+        let shared = |o: LoadOutcome<SharedSession>| match o {
+            LoadOutcome::Loaded(s) => s,
+            other => panic!("{other:?}"),
+        };
+        let a = shared(e.load_shared(&key, t).await.unwrap());
+        let mut b = shared(e.load_shared(&key, t).await.unwrap());
+        assert!(Arc::ptr_eq(&a.data, &b.data), "a hit copies nothing");
+        Arc::make_mut(&mut b.data).insert("n".into(), 99.into());
+        let c = shared(e.load_shared(&key, t).await.unwrap());
+        assert_eq!(*c.data, data(1), "the cached data is unchanged");
+        // The Debug forms show neither the key nor the data.
+        for shown in [format!("{c:?}"), format!("{:?}", LoadedSession::from(c))] {
+            assert!(!shown.contains(&key), "{shown}");
+            assert!(shown.contains("entries: 1"), "{shown}");
+        }
     }
 
     #[tokio::test]
