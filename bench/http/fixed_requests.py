@@ -5,7 +5,10 @@ expected body. For bench/http-instructions: a fixed request count, so a
 deterministic instruction count of the server divides by a known number.
 
     fixed_requests.py HOST:PORT PATH N [--connections C] [--cookie 'name=value']
-                      [--expect BODY]
+                      [--expect BODY] [--keys FILE [--skip K]]
+
+With --keys, request i sends `Cookie: sessionid=KEY` with the i-th key of FILE
+(one a line) after the first K: each session is read once.
 """
 import argparse
 import socket
@@ -13,12 +16,12 @@ import sys
 import threading
 
 
-def worker(host, port, request, count, expect, errors):
+def worker(host, port, requests, expect, errors):
     sock = socket.create_connection((host, port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     buf = b""
     try:
-        for _ in range(count):
+        for request in requests:
             sock.sendall(request)
             while b"\r\n\r\n" not in buf:
                 chunk = sock.recv(65536)
@@ -57,19 +60,29 @@ def main():
     p.add_argument("--connections", type=int, default=4)
     p.add_argument("--cookie")
     p.add_argument("--expect")
+    p.add_argument("--keys")
+    p.add_argument("--skip", type=int, default=0)
     a = p.parse_args()
     host, _, port = a.addr.rpartition(":")
     headers = f"GET {a.path} HTTP/1.1\r\nHost: {a.addr}\r\n"
-    if a.cookie:
-        headers += f"Cookie: {a.cookie}\r\n"
-    request = (headers + "\r\n").encode()
+    if a.keys:
+        with open(a.keys) as f:
+            keys = [k.strip() for k in f if k.strip()][a.skip : a.skip + a.n]
+        if len(keys) < a.n:
+            sys.exit(f"fixed_requests: {a.keys} has {len(keys)} keys after {a.skip}, need {a.n}")
+        requests = [(headers + f"Cookie: sessionid={k}\r\n\r\n").encode() for k in keys]
+    else:
+        if a.cookie:
+            headers += f"Cookie: {a.cookie}\r\n"
+        requests = [(headers + "\r\n").encode()] * a.n
     expect = a.expect.encode() if a.expect is not None else None
     c = max(1, min(a.connections, a.n))
-    per = [a.n // c + (1 if i < a.n % c else 0) for i in range(c)]
     errors = []
     threads = [
-        threading.Thread(target=worker, args=(host, int(port), request, k, expect, errors))
-        for k in per
+        threading.Thread(
+            target=worker, args=(host, int(port), requests[i::c], expect, errors)
+        )
+        for i in range(c)
     ]
     for t in threads:
         t.start()
