@@ -1731,3 +1731,56 @@ fn reset_token_with_a_timestamp_near_i64_max_does_not_overflow() {
         Err(VerifyError::BadSignature)
     );
 }
+
+/// From the `timestamp_unsign` fuzz target's only "crash" (a harness bug, not
+/// keyroll's): a signed value that is itself a whole token of another key.
+/// The outer token verifies as the primary's, with the inner token as its
+/// value (the separators are found from the right); the prefix that is the
+/// inner token verifies as the inner key's, rightly; every truncation that
+/// cuts into what the primary appended is a bad signature.
+#[test]
+fn timestamp_token_whose_value_is_another_token_verifies_as_the_outer_one() {
+    let r = ring();
+    let t = TimestampSigner::new(&r);
+    let inner = TimestampSigner::new(&KeyRing::new(Secret::from(OLD)))
+        .sign_at("hello", NOW - time::Duration::hours(2));
+    let value = format!("{inner}\u{683}");
+    let outer = t.sign_with_timestamp(&value, 13_567_973_486_755_846);
+    let v = t.unsign_at(&outer, None, NOW).expect("outer verifies");
+    assert_eq!(
+        (v.value, v.role, v.timestamp),
+        (value.as_str(), Role::Primary, Some(13_567_973_486_755_846))
+    );
+    let v = t
+        .unsign_at(&outer[..inner.len()], None, NOW)
+        .expect("inner");
+    assert_eq!((v.value, v.role), ("hello", Role::Fallback));
+    for k in value.len() + 1..outer.len() {
+        assert_eq!(
+            t.unsign_at(&outer[..k], None, NOW),
+            Err(VerifyError::BadSignature),
+            "first {k} bytes"
+        );
+    }
+    // The same with a plain Signer and a signed cookie.
+    let s = Signer::new(&r);
+    let inner = Signer::new(&KeyRing::new(Secret::from(OLD))).sign("hello");
+    let outer = s.sign(&inner);
+    assert_eq!(
+        s.unsign_at(&outer, NOW).map(|v| v.value),
+        Ok(inner.as_str())
+    );
+    assert_eq!(
+        s.unsign_at(&outer[..inner.len()], NOW).map(|v| v.value),
+        Ok("hello")
+    );
+    let c = SignedCookie::new(&r, "c", "").expect("valid");
+    let inner = SignedCookie::new(&KeyRing::new(Secret::from(OLD)), "c", "")
+        .expect("valid")
+        .sign_at("hello", NOW);
+    let outer = c.sign_at(&inner, NOW);
+    assert_eq!(
+        c.unsign_at(&outer, Some(HOUR), NOW).map(|v| v.value),
+        Ok(inner.as_str())
+    );
+}
