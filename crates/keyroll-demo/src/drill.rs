@@ -222,6 +222,11 @@ impl Stats {
 pub async fn run(cfg: &Config, scenario: Scenario) -> anyhow::Result<Report> {
     ensure!(cfg.instances >= 2, "a fleet needs at least 2 instances");
     ensure!(cfg.users >= 1, "at least one user");
+    // Instances run in directories of their own: a relative binary path would not be found.
+    let mut cfg = cfg.clone();
+    cfg.demo_bin = std::path::absolute(&cfg.demo_bin)?;
+    cfg.keyroll_bin = std::path::absolute(&cfg.keyroll_bin)?;
+    let cfg = &cfg;
     let store = store_name(&cfg.database)?;
     let name = format!("kr_drill_{}", random_lower(12));
     let names = Names {

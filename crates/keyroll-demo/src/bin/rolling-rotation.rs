@@ -171,7 +171,9 @@ fn main() -> ExitCode {
         );
     }
     if failed {
-        eprintln!("rolling-rotation: FAILED: the staged rotation must show zero of every figure");
+        eprintln!(
+            "rolling-rotation: FAILED: a drill did not run, or the staged rotation was not all zeros"
+        );
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
