@@ -4,8 +4,10 @@
 //! - `keyroll_verifications_total{key_id, role}`: something verified under a key.
 //! - `keyroll_resigns_total{kind}`: something stale re-signed with the primary
 //!   (`kind`: `session`, `cookie_session`, `auth_hash`, `signed_cookie`).
-//! - `keyroll_verify_failures_total{reason}`: something refused
+//! - `keyroll_verify_failures_total{reason}`: something refused — a signed
+//!   cookie, a stored server-mode session row, an auth hash
 //!   (`reason`: `signature`, `expired`, `malformed`, `too-large`, `auth_hash`).
+//!   A session key with no live row is not a failure.
 
 use std::sync::RwLock;
 
