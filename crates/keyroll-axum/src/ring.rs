@@ -147,7 +147,7 @@ impl RingHandle {
     /// # Errors
     /// The [`RingFileError`], after logging it.
     pub fn reload_from_file(&self, path: &Path, opts: OpenOptions) -> Result<(), RingFileError> {
-        match RingFile::open(path, opts, &env_var).and_then(|f| f.ring()) {
+        match load_ring(path, opts) {
             Ok(ring) => {
                 self.reload(ring);
                 Ok(())
@@ -159,9 +159,16 @@ impl RingHandle {
         }
     }
 
-    /// Spawns a task that reloads the ring from `path` whenever its
-    /// modification time (or size) changes, checking every `interval`. Needs
-    /// a Tokio runtime. Abort the returned handle to stop watching.
+    /// Spawns a task that watches the ring file at `path`, checking every
+    /// `interval`, and reloads the ring when the file changes: a new
+    /// modification or status-change time, size, inode or mode (so an
+    /// atomic replace, a `chmod 600` of a refused file, a same-size edit
+    /// all count). While the file is broken (refused, unreadable, a
+    /// `secret_file` that does not exist yet) the running ring stays and the
+    /// load is retried on every tick, so fixing anything it depends on is
+    /// picked up; the error is logged when it first appears or changes, not
+    /// on every tick. A ring file that disappears is logged once as well.
+    /// Needs a Tokio runtime. Abort the returned handle to stop watching.
     pub fn watch_file(
         &self,
         path: impl Into<PathBuf>,
@@ -176,12 +183,40 @@ impl RingHandle {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
+            // The error of the last failed load, while the file stays broken.
+            let mut failing: Option<String> = None;
             loop {
                 tick.tick().await;
                 let now = stamp(&path);
-                if now != seen && now.is_some() {
-                    seen = now;
-                    let _ = handle.reload_from_file(&path, opts);
+                let changed = now != seen;
+                seen = now;
+                if now.is_none() {
+                    if changed {
+                        tracing::error!(
+                            path = %path.display(),
+                            "key ring file is gone; keeping the running ring"
+                        );
+                    }
+                    continue;
+                }
+                if !changed && failing.is_none() {
+                    continue;
+                }
+                match load_ring(&path, opts) {
+                    Ok(ring) => {
+                        failing = None;
+                        handle.reload(ring);
+                    }
+                    Err(e) => {
+                        let text = e.to_string();
+                        if failing.as_deref() != Some(text.as_str()) {
+                            tracing::error!(
+                                error = %e,
+                                "key ring file not reloaded; keeping the running ring"
+                            );
+                        }
+                        failing = Some(text);
+                    }
                 }
             }
         })
@@ -219,9 +254,39 @@ impl RingHandle {
     }
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+fn load_ring(path: &Path, opts: OpenOptions) -> Result<KeyRing, RingFileError> {
+    RingFile::open(path, opts, &env_var).and_then(|f| f.ring())
+}
+
+/// What the watcher compares: anything an operator's fix or an atomic
+/// replace changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    #[cfg(unix)]
+    unix: (u64, u64, i64, i64, u32),
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
     let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+    #[cfg(unix)]
+    let unix = {
+        use std::os::unix::fs::MetadataExt as _;
+        (
+            meta.dev(),
+            meta.ino(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+            meta.mode(),
+        )
+    };
+    Some(Stamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+        #[cfg(unix)]
+        unix,
+    })
 }
 
 /// Ring files may name secrets by environment variable; the web layer reads

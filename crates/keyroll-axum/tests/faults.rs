@@ -838,15 +838,9 @@ async fn broken_ring_file_keeps_the_running_ring_signed_cookie_mode() {
 /// A ring file refused for its mode, then fixed in place with `chmod 600`
 /// (which changes neither its size nor its modification time); and one
 /// whose `secret_file` was missing, then created. The watcher must pick up
-/// the fixed file.
-///
-/// Ignored: `RingHandle::watch_file` (crates/keyroll-axum/src/ring.rs) only
-/// looks at the ring file's size and mtime, so neither fix is ever seen —
-/// although the error message itself says "chmod 600 it". Reported; run
-/// with `--ignored` once the watcher also retries a failed reload (or
-/// stamps the inode and ctime).
+/// the fixed file (the watcher stamps mode, inode and ctime, and retries a
+/// failed load on every tick).
 #[tokio::test]
-#[ignore = "ring.rs watch_file misses a fix that leaves size and mtime alone (reported)"]
 async fn ring_file_fixed_in_place_is_picked_up() {
     use keyroll::ringfile::OpenOptions;
     use std::os::unix::fs::PermissionsExt as _;
@@ -863,7 +857,6 @@ async fn ring_file_fixed_in_place_is_picked_up() {
         let watcher = ring.watch_file(&path, OpenOptions::default(), Duration::from_millis(20));
 
         let from = logs.len();
-        // (A comment changes the size: the watcher compares size and mtime.)
         let text = format!("# refused\n{}", inline_key("primary", common::SECRET_B));
         replace_file(&path, text.as_bytes(), 0o644);
         logs.wait_for(from, Level::ERROR, "mode 0644", Duration::from_secs(3))
