@@ -17,10 +17,11 @@
 //! finds the planted `theme` value.
 //!
 //! The spec (`spec_find`): Cookie headers are read in order, at most 64 KiB in
-//! all (past that: no cookie); a header that is not UTF-8 is skipped; in a
-//! header, `;`-separated pairs `name=value`, name and value trimmed, one pair
-//! of surrounding double quotes removed; the first pair with the name decides:
-//! its value, unless empty or longer than the limit (then no cookie).
+//! all (past that: no cookie); in a header, `;`-separated pairs `name=value`
+//! taken as bytes (a non-UTF-8 byte in one pair does not disturb the others),
+//! name and value trimmed of ASCII whitespace, one pair of surrounding double
+//! quotes removed; the first pair with the name decides: its value, unless
+//! empty, longer than the limit or not UTF-8 (then no cookie).
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -118,22 +119,21 @@ fn spec_find(values: &[&[u8]], name: &str, max_len: usize) -> Option<String> {
         if seen > SCAN_LIMIT {
             return None;
         }
-        let Ok(text) = std::str::from_utf8(v) else {
-            continue;
-        };
-        for pair in text.split(';') {
-            let Some(eq) = pair.find('=') else { continue };
-            if pair[..eq].trim() != name {
+        for pair in v.split(|&b| b == b';') {
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            if pair[..eq].trim_ascii() != name.as_bytes() {
                 continue;
             }
-            let mut value = pair[eq + 1..].trim();
-            if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
+            let mut value = pair[eq + 1..].trim_ascii();
+            if value.len() >= 2 && value.starts_with(b"\"") && value.ends_with(b"\"") {
                 value = &value[1..value.len() - 1];
             }
             if value.is_empty() || value.len() > max_len {
                 return None;
             }
-            return Some(value.to_owned());
+            return std::str::from_utf8(value).ok().map(str::to_owned);
         }
     }
     None

@@ -192,6 +192,11 @@ const MAX_COOKIE_HEADER_SCAN: usize = 64 * 1024;
 /// The first cookie called `name` in the request's Cookie headers, if its
 /// value is at most `max_len` bytes. Later duplicates are ignored; an
 /// over-long value counts as no cookie.
+///
+/// Headers are split into `;`-separated `name=value` pairs as bytes, so a
+/// byte that is not UTF-8 in another cookie (a Latin-1 value, say) does not
+/// hide this one — Django reads the header as Latin-1 and finds it too. A
+/// `name` cookie whose own value is not UTF-8 counts as no cookie.
 pub(crate) fn find_cookie(headers: &http::HeaderMap, name: &str, max_len: usize) -> Option<String> {
     let mut scanned = 0usize;
     for header in headers.get_all(http::header::COOKIE) {
@@ -200,28 +205,35 @@ pub(crate) fn find_cookie(headers: &http::HeaderMap, name: &str, max_len: usize)
         if scanned > MAX_COOKIE_HEADER_SCAN {
             return None;
         }
-        let Ok(text) = std::str::from_utf8(bytes) else {
-            continue;
-        };
-        for pair in text.split(';') {
-            let Some((k, v)) = pair.split_once('=') else {
+        for pair in bytes.split(|&b| b == b';') {
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
                 continue;
             };
-            if k.trim() != name {
+            let (k, v) = pair.split_at(eq);
+            if trim(k) != name.as_bytes() {
                 continue;
             }
-            let v = v.trim();
+            let v = trim(v.get(1..).unwrap_or_default());
             let v = v
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
                 .unwrap_or(v);
             if v.is_empty() || v.len() > max_len {
                 return None;
             }
-            return Some(v.to_owned());
+            return std::str::from_utf8(v).ok().map(str::to_owned);
         }
     }
     None
+}
+
+/// `b` without leading and trailing whitespace (as `str::trim` for ASCII;
+/// other bytes are never whitespace in a cookie).
+fn trim(b: &[u8]) -> &[u8] {
+    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c');
+    let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
+    b.get(start..end).unwrap_or_default()
 }
 
 #[cfg(test)]
