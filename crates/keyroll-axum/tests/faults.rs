@@ -208,11 +208,7 @@ async fn store_dies_during_a_save(net: Net) {
 
     let from = logs.len();
     let held = {
-        let b = Browser {
-            client: alice.client.clone(),
-            jar: Arc::clone(&alice.jar),
-            base: alice.base.clone(),
-        };
+        let b = alice.clone();
         tokio::spawn(async move { timed_get(&b, "/gated/visit").await })
     };
     app.gate.reached().await;
@@ -258,11 +254,7 @@ async fn store_stalls_during_a_save(net: Net) {
 
     let from = logs.len();
     let held = {
-        let b = Browser {
-            client: alice.client.clone(),
-            jar: Arc::clone(&alice.jar),
-            base: alice.base.clone(),
-        };
+        let b = alice.clone();
         tokio::spawn(async move { timed_get(&b, "/gated/visit").await })
     };
     app.gate.reached().await;
@@ -317,11 +309,7 @@ async fn login_interrupted(net: Net) {
     let before = ns.row(&old).await.unwrap();
 
     let held = {
-        let b = Browser {
-            client: alice.client.clone(),
-            jar: Arc::clone(&alice.jar),
-            base: alice.base.clone(),
-        };
+        let b = alice.clone();
         tokio::spawn(async move {
             let t = Instant::now();
             let (s, body) = b.post("/gated/login/1").await;

@@ -505,7 +505,9 @@ pub async fn start_with(
     })
 }
 
-/// A browser: a client with its own cookie jar.
+/// A browser: a client with its own cookie jar. A clone is another tab of
+/// the same browser (same jar).
+#[derive(Clone)]
 pub struct Browser {
     pub client: reqwest::Client,
     pub jar: Arc<reqwest::cookie::Jar>,
