@@ -1,6 +1,9 @@
 //! Login, logout and the current user, with Django's session keys and auth hash.
 
+use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use keyroll::{SESSION_USER_BACKEND, SESSION_USER_HASH, SESSION_USER_ID};
 use serde_json::Value;
@@ -28,6 +31,36 @@ pub trait UserLoader: Send + Sync {
     /// The user with this id (Django's `str(user.pk)`) and their stored
     /// password hash, or `None` when there is no such (active) user.
     fn load_user(&self, id: &str) -> impl Future<Output = Option<(Self::User, String)>> + Send;
+}
+
+/// A [`UserLoader`] behind a trait object: what [`SessionLayer::upgrade_logins`]
+/// keeps to re-make a stale session's login hash when the session is re-signed.
+///
+/// [`SessionLayer::upgrade_logins`]: crate::SessionLayer::upgrade_logins
+pub(crate) trait PasswordHashes: Send + Sync {
+    fn password_hash<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>>;
+}
+
+impl<L: UserLoader> PasswordHashes for L {
+    fn password_hash<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>> {
+        Box::pin(async move { self.load_user(id).await.map(|(_, hash)| hash) })
+    }
+}
+
+/// The user loader a session layer upgrades logins with.
+#[derive(Clone)]
+pub(crate) struct Logins(pub(crate) Arc<dyn PasswordHashes>);
+
+impl fmt::Debug for Logins {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Logins")
+    }
 }
 
 /// Logs a user in: a new session key (no session fixation), then Django's
@@ -126,9 +159,16 @@ pub async fn current_user<L: UserLoader>(
 
 /// The `_auth_user_id` of the session (Django stores a string; a number is accepted).
 async fn session_user_id(session: &Session) -> Result<Option<String>, SessionError> {
-    Ok(match session.get_value(SESSION_USER_ID).await? {
-        Some(Value::String(s)) => Some(s),
+    Ok(user_id_of(
+        session.get_value(SESSION_USER_ID).await?.as_ref(),
+    ))
+}
+
+/// A stored `_auth_user_id` as a string (Django stores a string; a number is accepted).
+pub(crate) fn user_id_of(v: Option<&Value>) -> Option<String> {
+    match v {
+        Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
-    })
+    }
 }

@@ -9,13 +9,16 @@ use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, Request};
-use keyroll::{KeyId, KeyRing, Role, SessionCodec, SessionData};
+use keyroll::{
+    KeyId, KeyRing, Role, SessionCodec, SessionData, SESSION_USER_HASH, SESSION_USER_ID,
+};
 use keyroll_store::{LoadOutcome, SessionEngine};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::auth::{user_id_of, Logins, UserLoader};
 use crate::config::{find_cookie, SessionConfig};
 use crate::error::SessionError;
 use crate::metrics;
@@ -46,6 +49,7 @@ pub struct SessionLayer {
     backend: Backend,
     ring: RingHandle,
     config: SessionConfig,
+    logins: Option<Logins>,
 }
 
 impl SessionLayer {
@@ -57,6 +61,7 @@ impl SessionLayer {
             backend: Backend::Server(engine),
             ring,
             config: SessionConfig::default(),
+            logins: None,
         }
     }
 
@@ -66,12 +71,31 @@ impl SessionLayer {
             backend: Backend::Cookie,
             ring,
             config: SessionConfig::default(),
+            logins: None,
         }
     }
 
     /// Replaces the cookie and saving settings.
     pub fn with_config(mut self, config: SessionConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Re-make the login hash of every stale session as it is re-signed.
+    ///
+    /// A logged-in session holds `_auth_user_hash`, an HMAC of the user's
+    /// password hash under the key that was primary at login. Re-signing the
+    /// session does not change it: only [`current_user`](crate::current_user)
+    /// re-makes it (Django's rule), so a user whose requests never call it
+    /// while the old key is a fallback would be logged out when that key
+    /// retires. With this, whenever a session verified by a staged or
+    /// fallback key is loaded, its login hash is checked with `users`: if it
+    /// verifies under a non-primary key it is re-made under the primary and
+    /// the session gets a new key (exactly what `current_user` does). A hash
+    /// that does not verify, or an unknown user, is left for `current_user`
+    /// to judge. Costs one user lookup per stale session, none otherwise.
+    pub fn upgrade_logins<L: UserLoader + 'static>(mut self, users: Arc<L>) -> Self {
+        self.logins = Some(Logins(users));
         self
     }
 
@@ -97,6 +121,7 @@ struct Shared {
     backend: Backend,
     ring: RingHandle,
     config: SessionConfig,
+    logins: Option<Logins>,
     /// The signed-cookie codec of the latest ring seen.
     codec: Mutex<Option<(Arc<KeyRing>, Arc<SessionCodec>)>>,
 }
@@ -129,6 +154,7 @@ impl<S> tower::Layer<S> for SessionLayer {
                 backend: self.backend.clone(),
                 ring: self.ring.clone(),
                 config: self.config.clone(),
+                logins: self.logins.clone(),
                 codec: Mutex::new(None),
             }),
         }
@@ -317,8 +343,49 @@ impl Session {
                 }
             }
         }
+        if matches!(st.verified, Some((_, role)) if role != Role::Primary) {
+            self.upgrade_login(st).await;
+        }
         st.loaded = true;
         Ok(())
+    }
+
+    /// A stale session's login hash re-made under the primary, with a new
+    /// session key (see [`SessionLayer::upgrade_logins`]).
+    async fn upgrade_login(&self, st: &mut State) {
+        let Some(logins) = &self.inner.shared.logins else {
+            return;
+        };
+        let Some(id) = user_id_of(st.data.get(SESSION_USER_ID)) else {
+            return;
+        };
+        let Some(Value::String(stored)) = st.data.get(SESSION_USER_HASH) else {
+            return;
+        };
+        let stored = stored.clone();
+        let Some(password_hash) = logins.0.password_hash(&id).await else {
+            return;
+        };
+        let prepared = self.inner.shared.ring.prepared();
+        let Ok(v) = prepared
+            .auth
+            .check_at(&stored, &password_hash, self.inner.now)
+        else {
+            return;
+        };
+        if !v.is_stale() {
+            return;
+        }
+        metrics::verified(v.key_id, v.role);
+        if let Some(old) = st.key.take() {
+            st.doomed.push(old);
+        }
+        Arc::make_mut(&mut st.data).insert(
+            SESSION_USER_HASH.to_owned(),
+            Value::String(prepared.auth.make(&password_hash)),
+        );
+        st.modified = true;
+        metrics::resigned("auth_hash");
     }
 
     /// Loads the session now (otherwise the first accessor does).

@@ -112,6 +112,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if !args.secure_cookies {
         config = config.insecure_http();
     }
+    let users = match &args.users {
+        Some(path) => users::Users::from_file(path)
+            .with_context(|| format!("reading the users file {}", path.display()))?,
+        None => users::Users::default(),
+    };
+    let users = Arc::new(users);
     let sessions = match args.mode {
         Mode::Server => {
             let opts = StoreOptions {
@@ -131,15 +137,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         Mode::Cookie => SessionLayer::signed_cookie(ring.clone()),
     }
-    .with_config(config);
+    .with_config(config)
+    // A stale login hash is re-made whenever its session is re-signed.
+    .upgrade_logins(Arc::clone(&users));
 
-    let users = match &args.users {
-        Some(path) => users::Users::from_file(path)
-            .with_context(|| format!("reading the users file {}", path.display()))?,
-        None => users::Users::default(),
-    };
     let state = app::App {
-        users: Arc::new(users),
+        users,
         ring: ring.clone(),
         ring_path: args.keyring.clone(),
         reset: ResetTokens::new(ring.clone()),

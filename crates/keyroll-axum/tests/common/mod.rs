@@ -445,6 +445,17 @@ pub async fn start_with(
     backend: Backend,
     config: impl FnOnce(keyroll_axum::SessionConfig) -> keyroll_axum::SessionConfig,
 ) -> Option<TestApp> {
+    start_full(mode, backend, config, false).await
+}
+
+/// As [`start_with`]; `upgrade_logins` turns on [`SessionLayer::upgrade_logins`]
+/// with the app's users.
+pub async fn start_full(
+    mode: Mode,
+    backend: Backend,
+    config: impl FnOnce(keyroll_axum::SessionConfig) -> keyroll_axum::SessionConfig,
+    upgrade_logins: bool,
+) -> Option<TestApp> {
     let ring = RingHandle::new(ring_a());
     let users = Arc::new(Users::default());
     users.set("1", "sha256$salt$one");
@@ -470,6 +481,11 @@ pub async fn start_with(
         Mode::Cookie => (SessionLayer::signed_cookie(ring.clone()), None, None),
     };
     let layer = layer.with_config(config(keyroll_axum::SessionConfig::new().insecure_http()));
+    let layer = if upgrade_logins {
+        layer.upgrade_logins(Arc::clone(&users))
+    } else {
+        layer
+    };
     let state = AppState {
         users: Arc::clone(&users),
         reset: ResetTokens::new(ring.clone()),
