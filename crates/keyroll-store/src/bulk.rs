@@ -59,7 +59,8 @@ impl Default for BulkOptions {
 pub struct Census {
     /// Live rows per key that verifies them, in ring order.
     pub keys: Vec<(KeyId, Role, u64)>,
-    /// Live rows no key of the ring verifies.
+    /// Live rows no key of the ring verifies (by signature: the payload is not
+    /// decoded, as [`resign`] re-signs whatever a ring key verifies).
     pub unverifiable: u64,
     /// Expired rows.
     pub expired: u64,
@@ -152,9 +153,14 @@ pub async fn census(
                         expired += 1;
                         continue;
                     }
-                    // Verification only: the payload is decoded too, so a row
-                    // that verifies but cannot load counts as unverifiable.
-                    match codec.object_signer().check_at(&r.data, None, now) {
+                    // The signature only, as `resign` decides: a row counts under
+                    // the key whose signature verifies it (its payload is not
+                    // decoded), unverifiable when no ring key does.
+                    match codec
+                        .object_signer()
+                        .timestamp_signer()
+                        .unsign_at(&r.data, None, now)
+                    {
                         Ok(v) => *per_key.entry(v.key_id).or_default() += 1,
                         Err(_) => unverifiable += 1,
                     }
@@ -184,8 +190,10 @@ pub async fn census(
     Ok(census)
 }
 
-/// Re-signs every live row verified by a non-primary key with the primary,
-/// keeping expiry and timestamps; with a users table, re-makes a stale
+/// Re-signs every live row whose signature a non-primary key verifies with
+/// the primary, over the same `payload:timestamp` bytes (the payload is not
+/// decoded for this: a key rotation changes signatures, not data), keeping
+/// expiry and timestamps; with a users table, re-makes a stale
 /// `_auth_user_hash` — only when it verifies, under some ring key, with the
 /// user's current password hash (a session a password change invalidated stays invalid).
 ///
@@ -304,8 +312,22 @@ impl Worker {
             if rows.is_empty() {
                 break;
             }
-            // Verify each live row once. Without users to re-hash, the value is
-            // never built: the payload is only checked to decode.
+            // Verify each live row once. Re-signing is a matter of the
+            // signature: a row whose `payload:timestamp` verifies under a ring
+            // key gets the primary's signature over the same bytes (payload and
+            // timestamp text kept exactly). Without users to re-hash the
+            // payload is never decoded (no base64, inflate or JSON); with users
+            // it is, and a row that verifies but does not decode is re-signed
+            // as it is (its hash cannot be read). Only rows no ring key
+            // verifies are unverifiable, as in `census`.
+            let signature = |r: &SessionRecord| {
+                self.codec
+                    .object_signer()
+                    .timestamp_signer()
+                    .resign_at(&r.data, None, self.now)
+                    .map(|v| Checked::Resigned(v.value))
+                    .map_err(|_| ())
+            };
             let decoded: Vec<Option<Result<Checked, ()>>> = rows
                 .iter()
                 .map(|r| {
@@ -314,13 +336,9 @@ impl Worker {
                             self.codec
                                 .resign_at(&r.data, self.now)
                                 .map(Checked::Decoded)
-                                .map_err(|_| ())
+                                .or_else(|_| signature(r))
                         } else {
-                            self.codec
-                                .object_signer()
-                                .resign_checked_at(&r.data, None, self.now)
-                                .map(|v| Checked::Resigned(v.value))
-                                .map_err(|_| ())
+                            signature(r)
                         }
                     })
                 })
@@ -450,7 +468,7 @@ impl Worker {
 enum Checked {
     /// Decoded (users to re-hash): the data, and the re-signed token when stale.
     Decoded(Verified<(SessionData, Option<String>)>),
-    /// Checked without building the value: the re-signed token when stale.
+    /// The signature checked, the payload not decoded: the re-signed token when stale.
     Resigned(Option<String>),
 }
 

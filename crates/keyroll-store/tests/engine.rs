@@ -36,6 +36,7 @@ macro_rules! bulk_suite {
                 auth_hashes_from_the_users_table_rehashed_only_when_they_verify,
                 auth_hashes_from_a_map_rehashed_only_when_they_verify,
                 resign_a_larger_table_in_small_batches,
+                rows_that_verify_but_do_not_decode_are_resigned_as_they_are,
             );
         }
     };
@@ -818,4 +819,98 @@ mod cache {
         }
         assert_eq!(e.stats().unverifiable, 2);
     }
+}
+
+/// Re-signing is a matter of signatures: a row whose `payload:timestamp` a ring
+/// key verifies is re-signed byte for byte even when its payload is no session
+/// (bad base64, bad zlib, JSON that is not an object), with or without users to
+/// re-hash; census counts it under the key that verifies it. Only rows no ring
+/// key verifies are unverifiable, and they are left as they are.
+async fn rows_that_verify_but_do_not_decode_are_resigned_as_they_are(fx: &Fixture) {
+    let now = now();
+    let stamped = |secret: &str| {
+        keyroll::SignerBuilder::new()
+            .salt(keyroll::DB_SESSION_SALT)
+            .build_timestamp(&only(secret))
+            .unwrap()
+    };
+    let signed_at = (now - Duration::days(1)).unix_timestamp();
+    let payloads = ["not base64 !!", ".AAAA", "WzEsMl0"]; // "[1,2]": not an object
+    let live = now + Duration::days(1);
+    let mut bad = BTreeMap::new();
+    for p in payloads {
+        let (k, t) = (
+            common::new_key(),
+            stamped(FALLBACK).sign_with_timestamp(p, signed_at),
+        );
+        fx.store.save(&rec(&k, &t, live)).await.unwrap();
+        bad.insert(k, t);
+    }
+    let unknown = (
+        common::new_key(),
+        stamped(UNKNOWN).sign_with_timestamp("WzEsMl0", signed_at),
+    );
+    fx.store
+        .save(&rec(&unknown.0, &unknown.1, live))
+        .await
+        .unwrap();
+    let n = payloads.len() as u64;
+
+    let c = census(Arc::clone(&fx.store), &full_ring(), &opts(1, 2), now, None)
+        .await
+        .unwrap();
+    assert_eq!(c.keys, vec![(id(FALLBACK), Role::Fallback, n)]);
+    assert_eq!(c.unverifiable, 1);
+
+    let expected = ResignSummary {
+        resigned: n,
+        unverifiable: 1,
+        ..ResignSummary::default()
+    };
+    let with_users = BulkOptions {
+        dry_run: true,
+        users: Some(Users::Map(Arc::default())),
+        ..opts(1, 2)
+    };
+    let s = resign(Arc::clone(&fx.store), &full_ring(), &with_users, now, None)
+        .await
+        .unwrap();
+    assert_eq!(s, expected, "dry run with users");
+    let s = resign(Arc::clone(&fx.store), &full_ring(), &opts(1, 2), now, None)
+        .await
+        .unwrap();
+    assert_eq!(s, expected);
+
+    let after = snapshot(fx.store.as_ref()).await;
+    let primary = stamped(PRIMARY);
+    for (k, old) in &bad {
+        let new = &after[k].0;
+        let sig_at = |t: &str| t.rfind(':').unwrap();
+        assert_eq!(
+            &new[..sig_at(new)],
+            &old[..sig_at(old)],
+            "payload:timestamp kept"
+        );
+        assert_ne!(new, old);
+        let v = primary.unsign_at(new, None, now).unwrap();
+        assert_eq!(v.timestamp, Some(signed_at));
+    }
+    assert_eq!(after[&unknown.0].0, unknown.1, "unverifiable row untouched");
+
+    let c = census(Arc::clone(&fx.store), &full_ring(), &opts(1, 2), now, None)
+        .await
+        .unwrap();
+    assert_eq!(c.keys, vec![(id(PRIMARY), Role::Primary, n)]);
+    assert_eq!(c.unverifiable, 1);
+    let again = resign(Arc::clone(&fx.store), &full_ring(), &opts(1, 2), now, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        ResignSummary {
+            already_current: n,
+            unverifiable: 1,
+            ..ResignSummary::default()
+        }
+    );
 }
