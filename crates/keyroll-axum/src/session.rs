@@ -94,6 +94,16 @@ impl SessionLayer {
     /// the session gets a new key (exactly what `current_user` does). A hash
     /// that does not verify, or an unknown user, is left for `current_user`
     /// to judge. Costs one user lookup per stale session, none otherwise.
+    ///
+    /// Best effort, not a guarantee: the new hash is saved with the response,
+    /// so it is lost when that response is not saved (a 5xx, a dropped
+    /// connection) or the user lookup fails at that moment — while the
+    /// stored session itself has already been re-signed, so the hook does
+    /// not fire for it again. Sessions re-signed elsewhere (an instance
+    /// without the hook, `keyroll resign` without a users table) keep their
+    /// old hash too. Before retiring a key, run `keyroll resign` with the
+    /// users table, or keep the old key as a fallback long enough for every
+    /// user to pass through `current_user`.
     pub fn upgrade_logins<L: UserLoader + 'static>(mut self, users: Arc<L>) -> Self {
         self.logins = Some(Logins(users));
         self

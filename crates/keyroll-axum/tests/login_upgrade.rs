@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use common::{Backend, Browser, Mode};
-use keyroll::{KeyRing, Secret};
+use keyroll::{KeyRing, Secret, SessionAuthHash, SESSION_USER_HASH};
 use keyroll_axum::Clock;
 use time::OffsetDateTime;
 
@@ -59,8 +59,19 @@ async fn rotate_and_retire(mode: Mode, upgrade: bool) -> Option<(String, bool)> 
     let (status, _) = alice.get("/visit").await;
     assert_eq!(status, 200);
     let rekeyed = alice.cookie("sessionid") != before;
-    // The session itself is now B's.
+    // The session itself is now B's; its login hash is B's exactly when the
+    // hook re-made it (the session re-sign alone leaves A's hash inside).
     assert!(common::session_verifies_under(&app, &alice, &common::ring_b()).await);
+    let data = common::session_data(&app, &alice, &common::ring_b()).await;
+    let hash = data[SESSION_USER_HASH].as_str().unwrap().to_owned();
+    let password = app.users.hash("1").unwrap();
+    let under_b = SessionAuthHash::new(&common::ring_b())
+        .check_at(&hash, &password, OffsetDateTime::now_utc())
+        .is_ok();
+    assert_eq!(
+        under_b, upgrade,
+        "{mode:?}: login hash under B only with the hook"
+    );
 
     set(&ns, t + time::Duration::minutes(1));
     let (status, body) = alice.get("/whoami").await;

@@ -505,9 +505,10 @@ async fn keyroll(
     }
     let out = child.wait_with_output().await?;
     if !out.status.success() {
+        // Only the subcommand: later arguments may hold a database URL.
         bail!(
             "keyroll {} failed: {}",
-            args.join(" "),
+            args.iter().take(2).copied().collect::<Vec<_>>().join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }

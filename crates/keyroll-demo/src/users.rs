@@ -12,9 +12,10 @@ use keyroll_axum::UserLoader;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::fmt;
 
-/// One user.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// One user. `Debug` leaves the password hash out.
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct User {
     /// Primary key, as Django's `str(user.pk)`.
     pub(crate) id: String,
@@ -22,6 +23,15 @@ pub(crate) struct User {
     pub(crate) username: String,
     /// Stored password hash (`sha256$salt$hex`).
     pub(crate) password_hash: String,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// All users, by id.

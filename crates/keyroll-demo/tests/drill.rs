@@ -153,7 +153,6 @@ async fn drill_on(database: String) {
         naive.users_logged_out > 0,
         "naive logged nobody out: {naive}"
     );
-    assert!(naive.sessions_lost >= naive.logout_events, "{naive}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
