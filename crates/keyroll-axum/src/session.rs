@@ -12,7 +12,7 @@ use http::{HeaderValue, Request};
 use keyroll::{
     KeyId, KeyRing, Role, SessionCodec, SessionData, SESSION_USER_HASH, SESSION_USER_ID,
 };
-use keyroll_store::{LoadOutcome, SessionEngine};
+use keyroll_store::{LoadOutcome, Refresh, SessionEngine, SharedSession};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -22,7 +22,7 @@ use crate::auth::{user_id_of, Logins, UserLoader};
 use crate::config::{find_cookie, SessionConfig};
 use crate::error::SessionError;
 use crate::metrics;
-use crate::ring::RingHandle;
+use crate::ring::{Prepared, RingHandle};
 
 /// Where session data lives.
 #[derive(Clone, Debug)]
@@ -89,21 +89,19 @@ impl SessionLayer {
     /// re-makes it (Django's rule), so a user whose requests never call it
     /// while the old key is a fallback would be logged out when that key
     /// retires. With this, whenever a session verified by a staged or
-    /// fallback key is loaded, its login hash is checked with `users`: if it
-    /// verifies under a non-primary key it is re-made under the primary and
-    /// the session gets a new key (exactly what `current_user` does). A hash
-    /// that does not verify, or an unknown user, is left for `current_user`
-    /// to judge. Costs one user lookup per stale session, none otherwise.
+    /// fallback key is loaded, its login hash is checked with `users`, and if
+    /// it verifies under a non-primary key it is re-made under the primary.
+    /// Server mode writes it in the same compare-and-swap that re-signs the
+    /// row (so it is kept even if the response fails; the session key stays);
+    /// signed-cookie mode sends it in the re-made cookie (if that response is
+    /// lost, the old cookie is still stale and it happens again). A hash that
+    /// does not verify, or an unknown user, is left for `current_user` to
+    /// judge. Costs one user lookup per stale session, none otherwise.
     ///
-    /// Best effort, not a guarantee: the new hash is saved with the response,
-    /// so it is lost when that response is not saved (a 5xx, a dropped
-    /// connection) or the user lookup fails at that moment — while the
-    /// stored session itself has already been re-signed, so the hook does
-    /// not fire for it again. Sessions re-signed elsewhere (an instance
-    /// without the hook, `keyroll resign` without a users table) keep their
-    /// old hash too. Before retiring a key, run `keyroll resign` with the
-    /// users table, or keep the old key as a fallback long enough for every
-    /// user to pass through `current_user`.
+    /// Not covered: sessions re-signed elsewhere (an instance without this,
+    /// `keyroll resign` without a users table) keep their old hash. Before
+    /// retiring a key, run `keyroll resign` with the users table, or keep the
+    /// old key as a fallback long enough for every user to come back.
     pub fn upgrade_logins<L: UserLoader + 'static>(mut self, users: Arc<L>) -> Self {
         self.logins = Some(Logins(users));
         self
@@ -317,7 +315,7 @@ impl Session {
             return Ok(());
         };
         match &self.inner.shared.backend {
-            Backend::Server(engine) => match engine.load_shared(incoming, self.inner.now).await? {
+            Backend::Server(engine) => match self.load_server(engine, incoming).await? {
                 LoadOutcome::Loaded(l) => {
                     metrics::verified(l.key_id, l.role);
                     if l.resigned {
@@ -353,49 +351,61 @@ impl Session {
                 }
             }
         }
-        if matches!(st.verified, Some((_, role)) if role != Role::Primary) {
+        // Server mode re-made the login hash in the engine's write-back.
+        if matches!(self.inner.shared.backend, Backend::Cookie)
+            && matches!(st.verified, Some((_, role)) if role != Role::Primary)
+        {
             self.upgrade_login(st).await;
         }
         st.loaded = true;
         Ok(())
     }
 
-    /// A stale session's login hash re-made under the primary, with a new
-    /// session key (see [`SessionLayer::upgrade_logins`]).
+    /// Server mode: the engine's load; with [`SessionLayer::upgrade_logins`]
+    /// a stale session's login hash is re-made in the same compare-and-swap
+    /// that re-signs it.
+    async fn load_server(
+        &self,
+        engine: &SessionEngine,
+        incoming: &str,
+    ) -> Result<LoadOutcome<SharedSession>, keyroll_store::StoreError> {
+        let now = self.inner.now;
+        let Some(logins) = &self.inner.shared.logins else {
+            return engine.load_shared(incoming, now).await;
+        };
+        let prepared = self.inner.shared.ring.prepared();
+        engine
+            .load_shared_refreshing(incoming, now, |data| {
+                let logins = logins.clone();
+                let prepared = Arc::clone(&prepared);
+                async move {
+                    match refreshed_login(&logins, &prepared, &data, now).await {
+                        Some(hash) => {
+                            let mut data = (*data).clone();
+                            data.insert(SESSION_USER_HASH.to_owned(), Value::String(hash));
+                            Refresh::Replace(data)
+                        }
+                        None => Refresh::Keep,
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Signed-cookie mode: a stale session's login hash re-made under the
+    /// primary (see [`SessionLayer::upgrade_logins`]); the re-made cookie
+    /// goes out with this response (if it is lost, the old cookie is still
+    /// stale and this happens again on the next request).
     async fn upgrade_login(&self, st: &mut State) {
         let Some(logins) = &self.inner.shared.logins else {
             return;
         };
-        let Some(id) = user_id_of(st.data.get(SESSION_USER_ID)) else {
-            return;
-        };
-        let Some(Value::String(stored)) = st.data.get(SESSION_USER_HASH) else {
-            return;
-        };
-        let stored = stored.clone();
-        let Some(password_hash) = logins.0.password_hash(&id).await else {
-            return;
-        };
         let prepared = self.inner.shared.ring.prepared();
-        let Ok(v) = prepared
-            .auth
-            .check_at(&stored, &password_hash, self.inner.now)
-        else {
+        let Some(hash) = refreshed_login(logins, &prepared, &st.data, self.inner.now).await else {
             return;
         };
-        if !v.is_stale() {
-            return;
-        }
-        metrics::verified(v.key_id, v.role);
-        if let Some(old) = st.key.take() {
-            st.doomed.push(old);
-        }
-        Arc::make_mut(&mut st.data).insert(
-            SESSION_USER_HASH.to_owned(),
-            Value::String(prepared.auth.make(&password_hash)),
-        );
+        Arc::make_mut(&mut st.data).insert(SESSION_USER_HASH.to_owned(), Value::String(hash));
         st.modified = true;
-        metrics::resigned("auth_hash");
     }
 
     /// Loads the session now (otherwise the first accessor does).
@@ -608,4 +618,28 @@ impl Session {
             }
         }
     }
+}
+
+/// The login hash of `data` re-made under the primary, when it verifies under
+/// another key of the ring for the user's current password hash; `None` when
+/// there is nothing to re-make (no login, an unknown user, a hash that is
+/// the primary's already or does not verify — `current_user` judges those).
+async fn refreshed_login(
+    logins: &Logins,
+    prepared: &Prepared,
+    data: &SessionData,
+    now: OffsetDateTime,
+) -> Option<String> {
+    let id = user_id_of(data.get(SESSION_USER_ID))?;
+    let Some(Value::String(stored)) = data.get(SESSION_USER_HASH) else {
+        return None;
+    };
+    let password_hash = logins.0.password_hash(&id).await?;
+    let v = prepared.auth.check_at(stored, &password_hash, now).ok()?;
+    if !v.is_stale() {
+        return None;
+    }
+    metrics::verified(v.key_id, v.role);
+    metrics::resigned("auth_hash");
+    Some(prepared.auth.make(&password_hash))
 }

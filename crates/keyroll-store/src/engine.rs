@@ -149,6 +149,18 @@ pub enum LoadOutcome<S = LoadedSession> {
     Refused(VerifyError),
 }
 
+/// What [`SessionEngine::load_shared_refreshing`]'s callback decides for a
+/// stale session (verified by a staged or fallback key) before it is
+/// written back signed by the primary.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Refresh {
+    /// Re-sign the same payload (keeping its timestamp), as `load_shared` does.
+    Keep,
+    /// Write this data instead (signed by the primary now), in the same
+    /// compare-and-swap: e.g. the session with its login hash re-made.
+    Replace(SessionData),
+}
+
 impl<S> LoadOutcome<S> {
     /// The session, if one loaded.
     pub fn into_loaded(self) -> Option<S> {
@@ -322,6 +334,31 @@ impl SessionEngine {
         key: &str,
         now: OffsetDateTime,
     ) -> Result<LoadOutcome<SharedSession>, StoreError> {
+        self.load_shared_refreshing(key, now, |_| async { Refresh::Keep })
+            .await
+    }
+
+    /// As [`SessionEngine::load_shared`], but a stale session is first shown
+    /// to `refresh`, which may replace its data; what it returns is what the
+    /// compare-and-swap writes (signed by the primary) and what this returns.
+    /// So a change that must accompany a re-sign (a login hash re-made under
+    /// the primary) is stored with it, atomically, or not at all — never lost
+    /// because the response that carried it was not saved. `refresh` is not
+    /// called for primary-verified sessions, and may be called again if a
+    /// concurrent writer wins the compare-and-swap.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails or replaced data cannot be encoded.
+    pub async fn load_shared_refreshing<F, Fut>(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        refresh: F,
+    ) -> Result<LoadOutcome<SharedSession>, StoreError>
+    where
+        F: Fn(Arc<SessionData>) -> Fut,
+        Fut: std::future::Future<Output = Refresh>,
+    {
         if !is_valid_session_key(key) {
             return Ok(LoadOutcome::Missing);
         }
@@ -367,6 +404,15 @@ impl SessionEngine {
                     role: verified.role,
                     resigned: false,
                 }));
+            };
+            let (data, fresh) = match refresh(Arc::clone(&data)).await {
+                Refresh::Keep => (data, fresh),
+                Refresh::Replace(new) => {
+                    let encoded = codec
+                        .encode_at(&new, now)
+                        .map_err(|e| StoreError::backend("encode", e))?;
+                    (Arc::new(new), encoded)
+                }
             };
             if self
                 .store

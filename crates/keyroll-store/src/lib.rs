@@ -54,7 +54,9 @@ mod redis;
 mod sqlite;
 
 pub use bulk::{census, resign, BulkOptions, Census, Progress, ResignSummary, Users};
-pub use engine::{LoadOutcome, LoadedSession, SessionEngine, SharedSession, StatsSnapshot};
+pub use engine::{
+    LoadOutcome, LoadedSession, Refresh, SessionEngine, SharedSession, StatsSnapshot,
+};
 pub use memory::MemoryStore;
 pub use store::{
     check_table_name, is_valid_session_key, new_session_key, KeyRange, SessionRecord, Store,

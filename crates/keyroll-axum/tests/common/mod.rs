@@ -354,6 +354,12 @@ async fn visit(session: Session) -> Result<String, SessionError> {
     Ok(n.to_string())
 }
 
+/// Loads the session (re-signing a stale one), then fails with a 500.
+async fn fail(session: Session) -> Result<(StatusCode, &'static str), SessionError> {
+    session.load().await?;
+    Ok((StatusCode::INTERNAL_SERVER_ERROR, "failed"))
+}
+
 async fn plain() -> &'static str {
     "plain"
 }
@@ -499,6 +505,7 @@ pub async fn start_full(
         .route("/password/{id}/{new}", post(change_password))
         .route("/visit", get(visit))
         .route("/plain", get(plain))
+        .route("/fail", get(fail))
         .route("/reset/make/{id}", get(reset_make))
         .route("/reset/check/{id}/{token}", get(reset_check))
         .route("/signed/set", get(signed_set))
