@@ -108,11 +108,34 @@ fn count_on_new_key(path: &std::path::Path) -> usize {
 /// Runs `keyroll resign` `rounds` times, each killed with SIGKILL after a
 /// random 30–400 ms (unless it finished first); returns how many were killed.
 fn kill_at_random_points(run: impl Fn() -> Command, rounds: usize) -> usize {
+    kill_after(run, rounds, 30..400)
+}
+
+/// As [`kill_at_random_points`], then, while `progress()` says no row has
+/// been re-signed yet (a loaded machine can spend every random delay on
+/// start-up), up to four more rounds with longer delays: the drill is about
+/// runs killed part-way, so it makes sure one got that far.
+fn kill_until_progress(
+    run: impl Fn() -> Command,
+    rounds: usize,
+    progress: impl Fn() -> usize,
+) -> usize {
+    let mut killed = kill_at_random_points(&run, rounds);
+    for _ in 0..4 {
+        if progress() > 0 {
+            break;
+        }
+        killed += kill_after(&run, 1, 400..1500);
+    }
+    killed
+}
+
+fn kill_after(run: impl Fn() -> Command, rounds: usize, delay_ms: std::ops::Range<u64>) -> usize {
     let mut rng = rand::thread_rng();
     let mut killed = 0;
     for round in 0..rounds {
         let mut child = run().spawn().expect("spawn");
-        let wait = Duration::from_millis(rng.gen_range(30..400));
+        let wait = Duration::from_millis(rng.gen_range(delay_ms.clone()));
         let started = Instant::now();
         while started.elapsed() < wait {
             if child.try_wait().expect("wait").is_some() {
@@ -136,7 +159,7 @@ fn resign_killed_at_random_points_then_rerun_finishes_the_job() {
     let path = dir.path().join("sessions.db");
     let seeded = seed_sqlite(&path, 40_000);
     let url = format!("sqlite://{}", path.display());
-    let killed = kill_at_random_points(|| resign(&url, &[]), 4);
+    let killed = kill_until_progress(|| resign(&url, &[]), 4, || count_on_new_key(&path));
     assert!(
         killed > 0,
         "resign finished before any kill: make the table larger"
@@ -385,7 +408,7 @@ fn crash_drill(net: Net, rows: usize) {
     // Small batches: many commit points to be killed between, and a run
     // long enough that four kills at 30–400 ms cannot finish it.
     let run = || resign_in_batches(&url, "50", &args);
-    let killed = kill_at_random_points(run, 4);
+    let killed = kill_until_progress(run, 4, || table.count_on_new_key());
     assert!(
         killed > 0,
         "resign finished before any kill: make the table larger"
