@@ -19,7 +19,7 @@
 //! The spec (`spec_find`): Cookie headers are read in order, at most 64 KiB in
 //! all (past that: no cookie); in a header, `;`-separated pairs `name=value`
 //! taken as bytes (a non-UTF-8 byte in one pair does not disturb the others),
-//! name and value trimmed of ASCII whitespace, one pair of surrounding double
+//! name and value trimmed of what Python's `str.strip()` strips from Latin-1 text, one pair of surrounding double
 //! quotes removed; the first pair with the name decides: its value, unless
 //! empty, longer than the limit or not UTF-8 (then no cookie).
 #![no_main]
@@ -111,6 +111,28 @@ fn fixture() -> &'static Fixture {
     })
 }
 
+/// Python's `str.strip()` of `b` decoded as Latin-1 (written independently
+/// of keyroll's: the whitespace characters among U+0000..U+00FF).
+fn py_strip(b: &[u8]) -> &[u8] {
+    let ws = |c: u8| char::from(c).is_whitespace() || (0x1c..=0x1f).contains(&c);
+    let mut s = b;
+    while let [first, rest @ ..] = s {
+        if ws(*first) {
+            s = rest
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if ws(*last) {
+            s = rest
+        } else {
+            break;
+        }
+    }
+    s
+}
+
 /// The spec of which value a request's cookie `name` has (see the module doc).
 fn spec_find(values: &[&[u8]], name: &str, max_len: usize) -> Option<String> {
     let mut seen = 0usize;
@@ -123,10 +145,10 @@ fn spec_find(values: &[&[u8]], name: &str, max_len: usize) -> Option<String> {
             let Some(eq) = pair.iter().position(|&b| b == b'=') else {
                 continue;
             };
-            if pair[..eq].trim_ascii() != name.as_bytes() {
+            if py_strip(&pair[..eq]) != name.as_bytes() {
                 continue;
             }
-            let mut value = pair[eq + 1..].trim_ascii();
+            let mut value = py_strip(&pair[eq + 1..]);
             if value.len() >= 2 && value.starts_with(b"\"") && value.ends_with(b"\"") {
                 value = &value[1..value.len() - 1];
             }

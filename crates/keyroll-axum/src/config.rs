@@ -227,10 +227,12 @@ pub(crate) fn find_cookie(headers: &http::HeaderMap, name: &str, max_len: usize)
     None
 }
 
-/// `b` without leading and trailing whitespace (as `str::trim` for ASCII;
-/// other bytes are never whitespace in a cookie).
+/// `b` without leading and trailing whitespace as Django sees it: Python's
+/// `str.strip()` of the header decoded as Latin-1, i.e. the bytes that are
+/// whitespace as Latin-1 characters (ASCII space and `\t\n\x0b\x0c\r`,
+/// the separators `\x1c`–`\x1f`, NEL `\x85` and NBSP `\xa0`).
 fn trim(b: &[u8]) -> &[u8] {
-    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c');
+    let ws = |c: &u8| matches!(c, b' ' | b'\t'..=b'\r' | 0x1c..=0x1f | 0x85 | 0xa0);
     let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
     let end = b.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
     b.get(start..end).unwrap_or_default()
@@ -246,6 +248,17 @@ mod tests {
             h.append(http::header::COOKIE, v.parse().expect("header"));
         }
         h
+    }
+
+    #[test]
+    fn latin1_whitespace_is_trimmed_as_django_strips_it() {
+        let mut h = http::HeaderMap::new();
+        h.append(
+            http::header::COOKIE,
+            http::HeaderValue::from_bytes(b"theme=caf\xe9; sessionid\xa0=\x85abc\xa0 ; x=1")
+                .expect("header"),
+        );
+        assert_eq!(find_cookie(&h, "sessionid", 100).as_deref(), Some("abc"));
     }
 
     #[test]
