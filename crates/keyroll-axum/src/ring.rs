@@ -34,6 +34,9 @@ type Subscriber = Box<dyn Fn(&KeyRing) + Send + Sync>;
 struct Inner {
     current: ArcSwap<Prepared>,
     subscribers: Mutex<Vec<Subscriber>>,
+    /// Held while a ring file is read and applied, so two reloads (the
+    /// watcher and SIGHUP, say) cannot apply an older read after a newer one.
+    file_lock: Mutex<()>,
 }
 
 /// The key ring a running service signs and verifies with. Cheap to clone
@@ -76,6 +79,7 @@ impl RingHandle {
             inner: Arc::new(Inner {
                 current: ArcSwap::from_pointee(Prepared::new(ring)),
                 subscribers: Mutex::new(Vec::new()),
+                file_lock: Mutex::new(()),
             }),
         }
     }
@@ -147,16 +151,24 @@ impl RingHandle {
     /// # Errors
     /// The [`RingFileError`], after logging it.
     pub fn reload_from_file(&self, path: &Path, opts: OpenOptions) -> Result<(), RingFileError> {
-        match load_ring(path, opts) {
-            Ok(ring) => {
-                self.reload(ring);
-                Ok(())
-            }
+        match self.load_and_apply(path, opts) {
+            Ok(()) => Ok(()),
             Err(e) => {
                 tracing::error!(error = %e, "key ring file not reloaded; keeping the running ring");
                 Err(e)
             }
         }
+    }
+
+    /// Reads the ring file and swaps its ring in, under the file lock.
+    fn load_and_apply(&self, path: &Path, opts: OpenOptions) -> Result<(), RingFileError> {
+        let _serial = match self.inner.file_lock.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let ring = load_ring(path, opts)?;
+        self.reload(ring);
+        Ok(())
     }
 
     /// Spawns a task that watches the ring file at `path`, checking every
@@ -202,11 +214,8 @@ impl RingHandle {
                 if !changed && failing.is_none() {
                     continue;
                 }
-                match load_ring(&path, opts) {
-                    Ok(ring) => {
-                        failing = None;
-                        handle.reload(ring);
-                    }
+                match handle.load_and_apply(&path, opts) {
+                    Ok(()) => failing = None,
                     Err(e) => {
                         let text = e.to_string();
                         if failing.as_deref() != Some(text.as_str()) {
