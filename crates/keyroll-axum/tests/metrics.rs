@@ -108,7 +108,10 @@ async fn server_mode_counts_verifications_and_refused_rows_by_reason() {
     let app = Router::new()
         .route("/seed", get(seed))
         .route("/read", get(read))
-        .layer(SessionLayer::server(engine, RingHandle::new(ring.clone())).insecure_http());
+        .layer(
+            SessionLayer::server(Arc::clone(&engine), RingHandle::new(ring.clone()))
+                .insecure_http(),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -143,6 +146,11 @@ async fn server_mode_counts_verifications_and_refused_rows_by_reason() {
     assert_eq!(
         counts.get(km::VERIFICATIONS, &[("key_id", &id_a), ("role", "primary")]),
         2
+    );
+    assert_eq!(
+        engine.stats().cache_hits,
+        1,
+        "the second read was a cache hit"
     );
     assert_eq!(counts.total(km::VERIFY_FAILURES), 0);
 
