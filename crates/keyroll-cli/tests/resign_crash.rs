@@ -450,10 +450,10 @@ fn crash_drill(net: Net, rows: usize) {
 
 #[test]
 fn resign_killed_at_random_points_then_rerun_finishes_the_job_postgres() {
-    crash_drill(Net::Postgres, 10_000);
+    crash_drill(Net::Postgres, 40_000);
 }
 
 #[test]
 fn resign_killed_at_random_points_then_rerun_finishes_the_job_redis() {
-    crash_drill(Net::Redis, 10_000);
+    crash_drill(Net::Redis, 40_000);
 }
