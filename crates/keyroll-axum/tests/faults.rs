@@ -61,6 +61,34 @@ async fn timed_get(b: &Browser, path: &str) -> (StatusCode, String, Duration) {
     (status, body, t.elapsed())
 }
 
+/// Sends `alice`'s request to the gated `path` (GET, or POST when `post`),
+/// holds it between its handler and its save, does `brk` to the network,
+/// lets it go on, and returns its answer and how long it took.
+async fn held_through(
+    app: &app::App,
+    alice: &Browser,
+    post: bool,
+    path: &'static str,
+    brk: impl FnOnce(),
+) -> (StatusCode, String, Duration) {
+    let held = {
+        let b = alice.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let (s, body) = if post {
+                b.post(path).await
+            } else {
+                b.get(path).await
+            };
+            (s, body, t.elapsed())
+        })
+    };
+    app.gate.reached().await;
+    brk();
+    app.gate.release();
+    held.await.unwrap()
+}
+
 /// Server-mode app over `ns`'s store, ring {A}.
 async fn server_app(ns: &NetStore) -> app::App {
     let ring = RingHandle::new(ring_a());
@@ -207,14 +235,8 @@ async fn store_dies_during_a_save(net: Net) {
     let before = ns.row(&key).await.unwrap();
 
     let from = logs.len();
-    let held = {
-        let b = alice.clone();
-        tokio::spawn(async move { timed_get(&b, "/gated/visit").await })
-    };
-    app.gate.reached().await;
-    ns.proxy.cut();
-    app.gate.release();
-    let (status, body, took) = held.await.unwrap();
+    let (status, body, took) =
+        held_through(&app, &alice, false, "/gated/visit", || ns.proxy.cut()).await;
     assert_store_down(status, &body, took, "save after the cut");
     assert!(
         logs.wait_for(
@@ -253,14 +275,8 @@ async fn store_stalls_during_a_save(net: Net) {
     let before = ns.row(&key).await.unwrap();
 
     let from = logs.len();
-    let held = {
-        let b = alice.clone();
-        tokio::spawn(async move { timed_get(&b, "/gated/visit").await })
-    };
-    app.gate.reached().await;
-    ns.proxy.stall();
-    app.gate.release();
-    let (status, body, took) = held.await.unwrap();
+    let (status, body, took) =
+        held_through(&app, &alice, false, "/gated/visit", || ns.proxy.stall()).await;
     assert_store_down(status, &body, took, "save into a silent network");
     assert!(
         took >= Duration::from_millis(900),
@@ -308,18 +324,8 @@ async fn login_interrupted(net: Net) {
     let old = alice.cookie("sessionid").unwrap();
     let before = ns.row(&old).await.unwrap();
 
-    let held = {
-        let b = alice.clone();
-        tokio::spawn(async move {
-            let t = Instant::now();
-            let (s, body) = b.post("/gated/login/1").await;
-            (s, body, t.elapsed())
-        })
-    };
-    app.gate.reached().await;
-    ns.proxy.cut();
-    app.gate.release();
-    let (status, body, took) = held.await.unwrap();
+    let (status, body, took) =
+        held_through(&app, &alice, true, "/gated/login/1", || ns.proxy.cut()).await;
     assert_store_down(status, &body, took, "login");
     assert_eq!(alice.cookie("sessionid").unwrap(), old, "no new cookie");
     assert_eq!(ns.rows().await, vec![before.clone()], "only the old row");
