@@ -373,11 +373,11 @@ impl Session {
         let Some(logins) = &self.inner.shared.logins else {
             return engine.load_shared(incoming, now).await;
         };
-        let prepared = self.inner.shared.ring.prepared();
+        // Called only for a stale session: nothing extra on the usual path.
         engine
             .load_shared_refreshing(incoming, now, |data| {
                 let logins = logins.clone();
-                let prepared = Arc::clone(&prepared);
+                let prepared = self.inner.shared.ring.prepared();
                 async move {
                     match refreshed_login(&logins, &prepared, &data, now).await {
                         Some(hash) => {
