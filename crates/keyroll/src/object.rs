@@ -174,23 +174,6 @@ impl ObjectSigner {
         self.loads_canonical_into(token, max_age, now, &mut scratch)
     }
 
-    /// Verifies once, checks the payload fully decodes (without building the
-    /// value) and, when a non-primary key matched, re-signs the same
-    /// `payload:timestamp` with the primary: the bulk re-sign's fast path.
-    ///
-    /// # Errors
-    /// Any [`VerifyError`]; a token whose payload does not decode is not re-signed.
-    pub fn resign_checked_at(
-        &self,
-        token: &str,
-        max_age: Option<Duration>,
-        now: OffsetDateTime,
-    ) -> Result<Verified<Option<String>>, VerifyError> {
-        let v = self.check_at(token, max_age, now)?;
-        let stale = v.is_stale();
-        Ok(v.map(|()| stale.then(|| self.signer.signer().sign(self.signer.signed_part(token)))))
-    }
-
     /// Like [`ObjectSigner::loads_at`] but returns the JSON bytes without parsing them.
     ///
     /// # Errors
