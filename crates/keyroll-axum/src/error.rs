@@ -32,6 +32,12 @@ pub enum SessionError {
     /// The handler asked for a session but no `SessionLayer` wraps the route.
     #[error("no SessionLayer is installed on this route")]
     MissingLayer,
+    /// The session's row was deleted by a concurrent request (a logout, a
+    /// flush, a key cycled) after this request loaded it: nothing was
+    /// written back, and the session was dropped (Django's
+    /// `SessionInterrupted`). As a response: `400`.
+    #[error("the session was ended by a concurrent request before this one saved it")]
+    Interrupted,
 }
 
 impl SessionError {
@@ -50,13 +56,27 @@ impl SessionError {
             SessionError::MissingLayer => {
                 "500 Internal Server Error: sessions are not configured for this page."
             }
+            SessionError::Interrupted => {
+                "400 Bad Request: your session ended in another request (you may have logged out in another tab) before this one finished; nothing was saved."
+            }
+        }
+    }
+
+    /// The response status: `400` for [`SessionError::Interrupted`], else `500`.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            SessionError::Interrupted => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
 
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
-        tracing::error!(error = %self, "session error");
-        (StatusCode::INTERNAL_SERVER_ERROR, self.public_message()).into_response()
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "session error");
+        }
+        (status, self.public_message()).into_response()
     }
 }

@@ -12,7 +12,7 @@ use http::{HeaderValue, Request};
 use keyroll::{
     KeyId, KeyRing, Role, SessionCodec, SessionData, SESSION_USER_HASH, SESSION_USER_ID,
 };
-use keyroll_store::{LoadOutcome, Refresh, SessionEngine, SharedSession};
+use keyroll_store::{LoadOutcome, Refresh, Saved, SessionEngine, SharedSession};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -240,6 +240,13 @@ struct State {
     modified: bool,
     /// Server mode: rows to delete once the new state is saved.
     doomed: Vec<String>,
+    /// Server mode: the row whose data [`Session::cycle_key`] carried over to
+    /// a new key. If a concurrent request deleted that row (a logout), the
+    /// carried data must not live on under the new key.
+    carried_from: Option<String>,
+    /// Server mode: the cookie of an explicit [`Session::save`], sent with
+    /// the response unless a later save makes another.
+    pending_cookie: Option<String>,
 }
 
 struct Inner {
@@ -474,6 +481,7 @@ impl Session {
         if let Some(old) = st.key.take() {
             st.doomed.push(old);
         }
+        st.carried_from = None;
         st.modified = true;
         Ok(())
     }
@@ -481,14 +489,45 @@ impl Session {
     /// Keeps the data under a new session key; the old row is deleted once
     /// the new one is saved (as Django's `cycle_key`; do it at login).
     ///
+    /// If a concurrent request deletes the old row before this one saves (a
+    /// logout), the new row is deleted too and the save fails with
+    /// [`SessionError::Interrupted`]: data that a logout ended does not live
+    /// on under a new key.
+    ///
     /// # Errors
     /// [`SessionError::Store`] when the store fails.
     pub async fn cycle_key(&self) -> Result<(), SessionError> {
         let mut st = self.loaded().await?;
         if let Some(old) = st.key.take() {
+            st.carried_from = Some(old.clone());
             st.doomed.push(old);
         }
         st.modified = true;
+        Ok(())
+    }
+
+    /// Saves what changed now, instead of when the response goes out, so the
+    /// handler learns whether it could: [`SessionError::Interrupted`] when
+    /// the session's row was deleted by a concurrent request (a logout, a
+    /// flush, a key cycled) since this request loaded it. The session is then
+    /// dropped: this request goes on with a new, empty session, and nothing
+    /// of the old one is written back. Signed-cookie mode has nothing to
+    /// save before the response: there this does nothing.
+    ///
+    /// # Errors
+    /// [`SessionError::Interrupted`] as above; [`SessionError::Store`] when
+    /// the store fails; [`SessionError::Sign`] when the data cannot be signed.
+    pub async fn save(&self) -> Result<(), SessionError> {
+        let mut st = self.loaded().await?;
+        if !st.modified {
+            return Ok(());
+        }
+        let Backend::Server(engine) = &self.inner.shared.backend else {
+            return Ok(());
+        };
+        if let Some(cookie) = self.persist(engine, &mut st).await? {
+            st.pending_cookie = Some(cookie);
+        }
         Ok(())
     }
 
@@ -525,6 +564,54 @@ impl Session {
         Ok(self.loaded().await?.key.clone())
     }
 
+    /// Server mode: writes the session's state to the store; returns the
+    /// `Set-Cookie` value for it. A loaded row is only ever updated, never
+    /// re-inserted: if a concurrent request deleted it, the session is
+    /// dropped and this is [`SessionError::Interrupted`].
+    async fn persist(
+        &self,
+        engine: &SessionEngine,
+        st: &mut State,
+    ) -> Result<Option<String>, SessionError> {
+        let config = &self.inner.shared.config;
+        let now = self.inner.now;
+        let (max_age, expires) = lifetime(config, now);
+        let mut cookie = None;
+        if st.data.is_empty() {
+            if let Some(k) = st.key.take() {
+                st.doomed.push(k);
+            }
+            if self.inner.incoming.is_some() {
+                cookie = Some(config.delete_cookie());
+            }
+        } else {
+            let key = match st.key.clone() {
+                Some(k) => match engine.save(&k, &st.data, expires, now).await? {
+                    Saved::Updated => k,
+                    Saved::Gone => return Err(interrupted(st)),
+                },
+                None => engine.create(&st.data, expires, now).await?,
+            };
+            st.key = Some(key.clone());
+            cookie = Some(config.set_cookie(key, max_age, expires));
+        }
+        // The new state is saved; only now drop the old rows.
+        let carried = st.carried_from.take();
+        for old in std::mem::take(&mut st.doomed) {
+            let existed = engine.delete(&old).await?;
+            if !existed && st.key.is_some() && carried.as_deref() == Some(old.as_str()) {
+                // The data under the new key came from a row a concurrent
+                // request deleted (a logout): it must not live on.
+                if let Some(new) = st.key.take() {
+                    engine.delete(&new).await?;
+                }
+                return Err(interrupted(st));
+            }
+        }
+        st.modified = false;
+        Ok(cookie)
+    }
+
     /// Saves what changed; returns the `Set-Cookie` value to send, if any.
     async fn finish(&self) -> Result<Option<String>, SessionError> {
         let shared = &self.inner.shared;
@@ -542,40 +629,16 @@ impl Session {
         }
         let save = st.modified || (config.save_every_request && !st.data.is_empty());
         if !save && matches!(shared.backend, Backend::Server(_)) {
-            return Ok(None);
+            return Ok(st.pending_cookie.take());
         }
-        let max_age = time::Duration::try_from(config.max_age).unwrap_or(time::Duration::MAX);
-        let expires = now.checked_add(max_age).unwrap_or(now);
+        let (max_age, expires) = lifetime(config, now);
         match &shared.backend {
             Backend::Server(engine) => {
                 if !save {
-                    return Ok(None);
+                    return Ok(st.pending_cookie.take());
                 }
-                let mut cookie = None;
-                if st.data.is_empty() {
-                    if let Some(k) = st.key.take() {
-                        st.doomed.push(k);
-                    }
-                    if self.inner.incoming.is_some() {
-                        cookie = Some(config.delete_cookie());
-                    }
-                } else {
-                    let key = match st.key.clone() {
-                        Some(k) => {
-                            engine.save(&k, &st.data, expires, now).await?;
-                            k
-                        }
-                        None => engine.create(&st.data, expires, now).await?,
-                    };
-                    st.key = Some(key.clone());
-                    cookie = Some(config.set_cookie(key, max_age, expires));
-                }
-                // The new state is saved; only now drop the old rows.
-                for old in std::mem::take(&mut st.doomed) {
-                    engine.delete(&old).await?;
-                }
-                st.modified = false;
-                Ok(cookie)
+                let cookie = self.persist(engine, &mut st).await?;
+                Ok(cookie.or_else(|| st.pending_cookie.take()))
             }
             Backend::Cookie => {
                 if save {
@@ -618,6 +681,30 @@ impl Session {
             }
         }
     }
+}
+
+/// The cookie's max-age and the expiry of a session saved at `now`.
+fn lifetime(config: &SessionConfig, now: OffsetDateTime) -> (time::Duration, OffsetDateTime) {
+    let max_age = time::Duration::try_from(config.max_age).unwrap_or(time::Duration::MAX);
+    (max_age, now.checked_add(max_age).unwrap_or(now))
+}
+
+/// Drops a session whose row a concurrent request deleted: what is left is
+/// a new, empty, unsaved session (no cookie is set or deleted: the browser
+/// may already hold a newer session key from that other request).
+fn interrupted(st: &mut State) -> SessionError {
+    tracing::warn!(
+        "session row deleted by a concurrent request (a logout?) before this one saved; \
+         the session is dropped, nothing was written"
+    );
+    st.data = Arc::default();
+    st.key = None;
+    st.verified = None;
+    st.doomed.clear();
+    st.carried_from = None;
+    st.pending_cookie = None;
+    st.modified = false;
+    SessionError::Interrupted
 }
 
 /// The login hash of `data` re-made under the primary, when it verifies under

@@ -389,7 +389,10 @@ impl keyroll_store::Store for CutAfterCreate {
     async fn save(&self, record: &keyroll_store::SessionRecord) -> Result<(), StoreError> {
         self.inner.save(record).await
     }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+    async fn update(&self, record: &keyroll_store::SessionRecord) -> Result<bool, StoreError> {
+        self.inner.update(record).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.inner.delete(key).await
     }
     async fn compare_and_swap(

@@ -202,8 +202,11 @@ async fn demo(args: &DemoArgs, url: &str) -> anyhow::Result<u64> {
                         SESSION_USER_HASH.into(),
                         Value::String(auth.make(&u.password)),
                     );
-                    engine.save(&s.key, &data, loaded.expires, now()).await?;
-                    rehashed += 1;
+                    if engine.save(&s.key, &data, loaded.expires, now()).await?
+                        == keyroll_store::Saved::Updated
+                    {
+                        rehashed += 1;
+                    }
                 }
             }
         }

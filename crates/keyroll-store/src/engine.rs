@@ -161,6 +161,17 @@ pub enum Refresh {
     Replace(SessionData),
 }
 
+/// What [`SessionEngine::save`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a session whose row is gone must be dropped, not reported as saved"]
+pub enum Saved {
+    /// The row was updated.
+    Updated,
+    /// No row had that key any more (deleted by a concurrent logout, flush
+    /// or key cycle, or expired out of the store): nothing was written.
+    Gone,
+}
+
 impl<S> LoadOutcome<S> {
     /// The session, if one loaded.
     pub fn into_loaded(self) -> Option<S> {
@@ -472,7 +483,11 @@ impl SessionEngine {
         self.store.create(&encoded, expires).await
     }
 
-    /// Saves `data` under `key` (insert or replace), signed by the primary.
+    /// Writes `data` back under `key`, signed by the primary, with a new
+    /// expiry: only if the row still exists. A row deleted since this
+    /// session was loaded (a logout, a flush or a key cycled in a concurrent
+    /// request) is never recreated: that is [`Saved::Gone`], and the caller
+    /// must drop the session (Django raises `SessionInterrupted` there).
     ///
     /// # Errors
     /// [`StoreError`] when the store fails or the data cannot be encoded.
@@ -482,23 +497,25 @@ impl SessionEngine {
         data: &SessionData,
         expires: OffsetDateTime,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Saved, StoreError> {
         let encoded = self.encode(data, now)?;
         self.cache.remove(key);
-        self.store
-            .save(&SessionRecord {
+        let updated = self
+            .store
+            .update(&SessionRecord {
                 key: key.to_owned(),
                 data: encoded,
                 expires,
             })
-            .await
+            .await?;
+        Ok(if updated { Saved::Updated } else { Saved::Gone })
     }
 
-    /// Deletes a session.
+    /// Deletes a session; `true` when there was a row to delete.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
-    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+    pub async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.cache.remove(key);
         self.store.delete(key).await
     }

@@ -55,7 +55,7 @@ mod sqlite;
 
 pub use bulk::{census, resign, BulkOptions, Census, Progress, ResignSummary, Users};
 pub use engine::{
-    LoadOutcome, LoadedSession, Refresh, SessionEngine, SharedSession, StatsSnapshot,
+    LoadOutcome, LoadedSession, Refresh, Saved, SessionEngine, SharedSession, StatsSnapshot,
 };
 pub use memory::MemoryStore;
 pub use store::{

@@ -90,9 +90,21 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.rows().remove(key);
-        Ok(())
+    async fn update(&self, record: &SessionRecord) -> Result<bool, StoreError> {
+        if !is_valid_session_key(&record.key) {
+            return Err(StoreError::InvalidKey);
+        }
+        Ok(match self.rows().get_mut(&record.key) {
+            Some(row) => {
+                *row = (record.data.clone(), record.expires);
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.rows().remove(key).is_some())
     }
 
     async fn compare_and_swap(

@@ -84,6 +84,7 @@ struct Sql {
     load: String,
     insert: String,
     upsert: String,
+    update: String,
     delete: String,
     cas: String,
     cas_many: String,
@@ -113,6 +114,7 @@ impl Sql {
                  ON CONFLICT (session_key) DO UPDATE SET session_data = EXCLUDED.session_data, \
                  expire_date = EXCLUDED.expire_date"
             ),
+            update: format!("UPDATE {t} SET session_data = $2, expire_date = $3 WHERE session_key = $1"),
             delete: format!("DELETE FROM {t} WHERE session_key = $1"),
             cas: format!("UPDATE {t} SET session_data = $3 WHERE session_key = $1 AND session_data = $2"),
             cas_many: format!(
@@ -416,14 +418,30 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+    async fn update(&self, record: &SessionRecord) -> Result<bool, StoreError> {
+        if !is_valid_session_key(&record.key) {
+            return Err(invalid_key());
+        }
+        timed!(self, client, {
+            let stmt = client
+                .prepare_cached(&self.sql.update)
+                .await
+                .map_err(pg_err)?;
+            let n = client
+                .execute(&stmt, &[&record.key, &record.data, &record.expires])
+                .await
+                .map_err(pg_err)?;
+            Ok(n == 1)
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         timed!(self, client, {
             let stmt = client
                 .prepare_cached(&self.sql.delete)
                 .await
                 .map_err(pg_err)?;
-            client.execute(&stmt, &[&key]).await.map_err(pg_err)?;
-            Ok(())
+            Ok(client.execute(&stmt, &[&key]).await.map_err(pg_err)? == 1)
         })
     }
 

@@ -52,13 +52,16 @@ const PURGE_CHUNK: usize = 1000;
 const SCAN_SLACK: usize = 1000;
 
 /// Writes data and both index entries. KEYS: data, index, expiry.
-/// ARGV: data, expiry in ms (PXAT), session key, expiry in µs, "1" for NX.
+/// ARGV: data, expiry in ms (PXAT), session key, expiry in µs, and the
+/// condition: "nx" (only a new key), "xx" (only an existing key) or "any".
 static SAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local ok
-if ARGV[5] == '1' then
+if ARGV[5] == 'nx' then
   ok = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2])
+elseif ARGV[5] == 'xx' then
+  ok = redis.call('SET', KEYS[1], ARGV[1], 'XX', 'PXAT', ARGV[2])
 else
   ok = redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 end
@@ -249,7 +252,7 @@ impl RedisStore {
         key: &str,
         data: &str,
         expires: OffsetDateTime,
-        nx: bool,
+        condition: &'static str,
     ) -> Result<bool, StoreError> {
         let us = micros(expires);
         // PXAT wants a positive whole millisecond; round up so Redis never
@@ -263,7 +266,7 @@ impl RedisStore {
             .arg(ms)
             .arg(key)
             .arg(us)
-            .arg(if nx { "1" } else { "0" });
+            .arg(condition);
         let done: i64 = self.invoke(&inv).await?;
         Ok(done == 1)
     }
@@ -413,7 +416,7 @@ impl Store for RedisStore {
     async fn create(&self, data: &str, expires: OffsetDateTime) -> Result<String, StoreError> {
         for _ in 0..CREATE_ATTEMPTS {
             let key = new_session_key();
-            if self.write(&key, data, expires, true).await? {
+            if self.write(&key, data, expires, "nx").await? {
                 return Ok(key);
             }
         }
@@ -422,30 +425,37 @@ impl Store for RedisStore {
 
     async fn save(&self, record: &SessionRecord) -> Result<(), StoreError> {
         if !is_valid_session_key(&record.key) {
-            return Err(StoreError::backend(
-                BACKEND,
-                "refusing to store a session under an invalid key",
-            ));
+            return Err(StoreError::InvalidKey);
         }
-        self.write(&record.key, &record.data, record.expires, false)
+        self.write(&record.key, &record.data, record.expires, "any")
             .await?;
         Ok(())
     }
 
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+    async fn update(&self, record: &SessionRecord) -> Result<bool, StoreError> {
+        if !is_valid_session_key(&record.key) {
+            return Err(StoreError::InvalidKey);
+        }
+        self.write(&record.key, &record.data, record.expires, "xx")
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         if !is_valid_session_key(key) {
-            return Ok(()); // never stored: nothing to delete (and never touch `__index`)
+            return Ok(false); // never stored: nothing to delete (and never touch `__index`)
         }
         let mut pipe = redis::pipe();
         pipe.atomic()
             .del(self.data_key(key))
             .zrem(&self.index, key)
             .zrem(&self.expiry, key);
-        match pipe.exec_async(&mut self.conn.clone()).await {
-            Err(e) if stale_connection(&e) => pipe.exec_async(&mut self.conn.clone()).await,
+        let (deleted, _, _): (i64, i64, i64) = match pipe.query_async(&mut self.conn.clone()).await
+        {
+            Err(e) if stale_connection(&e) => pipe.query_async(&mut self.conn.clone()).await,
             r => r,
         }
-        .map_err(redis_err)
+        .map_err(redis_err)?;
+        Ok(deleted == 1)
     }
 
     async fn compare_and_swap(

@@ -86,6 +86,7 @@ struct Sql {
     load: String,
     insert: String,
     upsert: String,
+    update: String,
     delete: String,
     cas: String,
     purge: String,
@@ -112,6 +113,7 @@ impl Sql {
                  ON CONFLICT (session_key) DO UPDATE SET session_data = excluded.session_data, \
                  expire_date = excluded.expire_date"
             ),
+            update: format!("UPDATE {t} SET session_data = ?2, expire_date = ?3 WHERE session_key = ?1"),
             delete: format!("DELETE FROM {t} WHERE session_key = ?1"),
             cas: format!("UPDATE {t} SET session_data = ?1 WHERE session_key = ?2 AND session_data = ?3"),
             purge: format!("DELETE FROM {t} WHERE expire_date <= ?1"),
@@ -359,13 +361,32 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+    async fn update(&self, record: &SessionRecord) -> Result<bool, StoreError> {
+        if !is_valid_session_key(&record.key) {
+            return Err(invalid_key());
+        }
+        let record = record.clone();
+        self.run(move |inner| {
+            let conn = inner.writer();
+            let mut stmt = conn.prepare_cached(&inner.sql.update).map_err(db_err)?;
+            let n = stmt
+                .execute(params![
+                    record.key,
+                    record.data,
+                    django_datetime(record.expires)
+                ])
+                .map_err(db_err)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let key = key.to_owned();
         self.run(move |inner| {
             let conn = inner.writer();
             let mut stmt = conn.prepare_cached(&inner.sql.delete).map_err(db_err)?;
-            stmt.execute([key]).map_err(db_err)?;
-            Ok(())
+            Ok(stmt.execute([key]).map_err(db_err)? == 1)
         })
         .await
     }

@@ -65,7 +65,10 @@ impl fmt::Debug for SessionRecord {
 }
 
 /// A compare-and-swap of one row's data: applied only if the row still holds `expected`.
-#[derive(Clone, Debug)]
+///
+/// `Debug` shows a key prefix and the data lengths: the key is a bearer
+/// credential and the data is private.
+#[derive(Clone)]
 pub struct Swap {
     /// The session key.
     pub key: String,
@@ -73,6 +76,17 @@ pub struct Swap {
     pub expected: String,
     /// The data to write (the expiry is kept).
     pub new: String,
+}
+
+impl fmt::Debug for Swap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = self.key.get(..6).unwrap_or("");
+        f.debug_struct("Swap")
+            .field("key", &format_args!("{shown}…"))
+            .field("expected_len", &self.expected.len())
+            .field("new_len", &self.new.len())
+            .finish()
+    }
 }
 
 /// A range of session keys, `start` inclusive, `end` exclusive; `None` is open.
@@ -188,11 +202,19 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
     /// Stores `data` under a fresh unique key and returns the key.
     async fn create(&self, data: &str, expires: OffsetDateTime) -> Result<String, StoreError>;
 
-    /// Writes a record (insert or replace).
+    /// Writes a record (insert or replace): for importing and seeding rows.
+    /// The request path never calls it: a session that was loaded is written
+    /// back with [`Store::update`], so a row deleted meanwhile (a logout in
+    /// a concurrent request) is not brought back.
     async fn save(&self, record: &SessionRecord) -> Result<(), StoreError>;
 
-    /// Deletes a record (no error when absent).
-    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Writes the data and expiry of an existing row, never inserting one.
+    /// `false` when no row has that key (it was deleted, or expired out of a
+    /// store that drops expired keys): the caller must not recreate it.
+    async fn update(&self, record: &SessionRecord) -> Result<bool, StoreError>;
+
+    /// Deletes a record; `true` when there was one to delete (absent is no error).
+    async fn delete(&self, key: &str) -> Result<bool, StoreError>;
 
     /// Replaces the data of `key` with `new` only if it still holds `expected`;
     /// keeps the expiry. True when the swap happened.
@@ -317,6 +339,21 @@ mod tests {
         for bad in ["", "1abc", "a-b", "a;drop", "x y", "\"q\""] {
             assert!(check_table_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn swap_debug_shows_neither_the_session_key_nor_the_data() {
+        let s = Swap {
+            key: "abcdefghijklmnopqrstuvwxyz012345".into(),
+            expected: "old-secret-session-data".into(),
+            new: "new-secret-session-data".into(),
+        };
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("secret-session-data") && !shown.contains("ghijkl"),
+            "{shown}"
+        );
+        assert!(shown.contains("abcdef"), "{shown}");
     }
 
     #[test]

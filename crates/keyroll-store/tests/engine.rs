@@ -666,7 +666,10 @@ mod cache {
         let exp = t + Duration::days(1);
         let key = e.create(&data(1), exp, t).await.unwrap();
         e.load(&key, t).await.unwrap().unwrap();
-        e.save(&key, &data(2), exp, t).await.unwrap();
+        assert_eq!(
+            e.save(&key, &data(2), exp, t).await.unwrap(),
+            keyroll_store::Saved::Updated
+        );
         assert_eq!(e.load(&key, t).await.unwrap().unwrap().data, data(2));
         // Written behind the engine's back (another process): also seen.
         store
@@ -701,7 +704,10 @@ mod cache {
         async fn save(&self, record: &SessionRecord) -> Result<(), StoreError> {
             self.0.save(record).await
         }
-        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        async fn update(&self, record: &SessionRecord) -> Result<bool, StoreError> {
+            self.0.update(record).await
+        }
+        async fn delete(&self, key: &str) -> Result<bool, StoreError> {
             self.0.delete(key).await
         }
         async fn compare_and_swap(&self, _: &str, _: &str, _: &str) -> Result<bool, StoreError> {

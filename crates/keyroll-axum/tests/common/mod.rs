@@ -113,7 +113,11 @@ impl Store for CountingStore {
         self.tick()?;
         self.inner.save(record).await
     }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+    async fn update(&self, record: &SessionRecord) -> Result<bool, StoreError> {
+        self.tick()?;
+        self.inner.update(record).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.tick()?;
         self.inner.delete(key).await
     }
@@ -292,11 +296,22 @@ impl UserLoader for Users {
     }
 }
 
+/// Holds a slow handler between loading its session and changing it, so a
+/// test can run another request in that window.
+#[derive(Default, Debug)]
+pub struct Gate {
+    /// Signalled by the slow handler once its session is loaded.
+    pub loaded: tokio::sync::Notify,
+    /// Signalled by the test to let the slow handler go on.
+    pub release: tokio::sync::Notify,
+}
+
 #[derive(Clone)]
 struct AppState {
     users: Arc<Users>,
     reset: ResetTokens,
     cookies: SignedCookies,
+    gate: Arc<Gate>,
 }
 
 async fn whoami(State(s): State<AppState>, session: Session) -> Result<String, SessionError> {
@@ -351,6 +366,38 @@ async fn change_password(
 async fn visit(session: Session) -> Result<String, SessionError> {
     let n: u64 = session.get("visits").await?.unwrap_or(0) + 1;
     session.insert("visits", n).await?;
+    Ok(n.to_string())
+}
+
+/// Loads the session, waits at the gate, then changes it as `op` says:
+/// `visit` (a counter), `cycle` (a new key for the same data, as a password
+/// change or privilege change does), `save` (a counter, saved explicitly:
+/// the body says whether the session was interrupted).
+async fn slow(
+    State(s): State<AppState>,
+    session: Session,
+    Path(op): Path<String>,
+) -> Result<String, SessionError> {
+    session.load().await?;
+    s.gate.loaded.notify_one();
+    s.gate.release.notified().await;
+    let n: u64 = session.get("visits").await?.unwrap_or(0) + 1;
+    match op.as_str() {
+        "visit" => session.insert("visits", n).await?,
+        "cycle" => {
+            session.cycle_key().await?;
+            session.insert("visits", n).await?;
+        }
+        "save" => {
+            session.insert("visits", n).await?;
+            return match session.save().await {
+                Ok(()) => Ok("saved".into()),
+                Err(SessionError::Interrupted) => Ok("interrupted".into()),
+                Err(e) => Err(e),
+            };
+        }
+        other => panic!("unknown op {other}"),
+    }
     Ok(n.to_string())
 }
 
@@ -432,6 +479,7 @@ pub struct TestApp {
     pub ring: RingHandle,
     pub users: Arc<Users>,
     pub store: Option<Arc<CountingStore>>,
+    pub gate: Arc<Gate>,
     _fixture: Option<StoreFixture>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -492,10 +540,12 @@ pub async fn start_full(
     } else {
         layer
     };
+    let gate = Arc::new(Gate::default());
     let state = AppState {
         users: Arc::clone(&users),
         reset: ResetTokens::new(ring.clone()),
         cookies: SignedCookies::new(ring.clone()).insecure_http(),
+        gate: Arc::clone(&gate),
     };
     let app = Router::new()
         .route("/whoami", get(whoami))
@@ -506,6 +556,7 @@ pub async fn start_full(
         .route("/visit", get(visit))
         .route("/plain", get(plain))
         .route("/fail", get(fail))
+        .route("/slow/{op}", get(slow))
         .route("/reset/make/{id}", get(reset_make))
         .route("/reset/check/{id}/{token}", get(reset_check))
         .route("/signed/set", get(signed_set))
@@ -523,6 +574,7 @@ pub async fn start_full(
         ring,
         users,
         store,
+        gate,
         _fixture: fixture,
         server,
     })
@@ -550,6 +602,34 @@ impl Browser {
             jar,
             base: app.base.clone(),
         }
+    }
+
+    /// Another browser (its own jar) holding a copy of this one's cookie
+    /// `name`: a stolen cookie.
+    pub fn with_stolen_cookie(&self, app: &TestApp, name: &str) -> Browser {
+        let thief = Browser::new(app);
+        let value = self.cookie(name).expect("a cookie to steal");
+        let url: reqwest::Url = self.base.parse().unwrap();
+        thief.jar.add_cookie_str(&format!("{name}={value}"), &url);
+        thief
+    }
+
+    /// GET returning the status, the `Set-Cookie` headers and the body.
+    pub async fn get_full(&self, path: &str) -> (StatusCode, Vec<String>, String) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+        let set: Vec<String> = r
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        (status, set, r.text().await.unwrap())
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, String) {

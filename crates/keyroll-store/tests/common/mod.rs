@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use keyroll::{KeyRing, Role, Secret, SessionCodec, SessionData};
 use keyroll_store::{
-    is_valid_session_key, new_session_key, KeyRange, SessionEngine, SessionRecord, Store,
+    is_valid_session_key, new_session_key, KeyRange, Saved, SessionEngine, SessionRecord, Store,
     StoreError, Swap,
 };
 use time::{Duration, OffsetDateTime};
@@ -422,6 +422,8 @@ macro_rules! store_suite {
             engine_concurrent_save_survives,
             engine_unverifiable_is_none_and_counted,
             engine_expired_is_none,
+            update_never_recreates_a_deleted_row,
+            engine_save_after_a_concurrent_logout_does_not_bring_the_session_back,
         );
     };
     (@cases $fixture:path; $($case:ident),* $(,)?) => {
@@ -460,9 +462,12 @@ pub async fn crud(fx: &Fixture) {
     let r = s.load(&key, now).await.unwrap().unwrap();
     assert_eq!((r.data.as_str(), r.expires), ("data-2", exp2));
 
-    s.delete(&key).await.unwrap();
+    assert!(s.delete(&key).await.unwrap(), "a row was deleted");
     assert!(s.load(&key, now).await.unwrap().is_none());
-    s.delete(&key).await.unwrap(); // absent: no error
+    assert!(
+        !s.delete(&key).await.unwrap(),
+        "absent: no error, nothing deleted"
+    );
     assert!(s.load(&new_session_key(), now).await.unwrap().is_none());
     for bad in ["", "short", "UPPER0000000", "a:b00000000", "__index"] {
         assert!(s.load(bad, now).await.unwrap().is_none(), "{bad}");
@@ -979,7 +984,10 @@ pub async fn engine_roundtrip(fx: &Fixture) {
         (got.data, got.expires, got.role, got.resigned),
         (data(1), exp, Role::Primary, false)
     );
-    engine.save(&key, &data(2), exp, now).await.unwrap();
+    assert_eq!(
+        engine.save(&key, &data(2), exp, now).await.unwrap(),
+        Saved::Updated
+    );
     let stored = fx.store.load(&key, now).await.unwrap().unwrap();
     assert_eq!(primary_decode(&stored.data, now), Some(data(2)));
     engine.delete(&key).await.unwrap();
@@ -1060,7 +1068,10 @@ pub async fn engine_concurrent_save_survives(fx: &Fixture) {
             );
             tokio::spawn(async move {
                 barrier.wait().await;
-                engine.save(&key, &saved, exp, now).await.unwrap();
+                assert_eq!(
+                    engine.save(&key, &saved, exp, now).await.unwrap(),
+                    Saved::Updated
+                );
             })
         };
         saver.await.unwrap();
@@ -1129,4 +1140,44 @@ pub async fn engine_expired_is_none(fx: &Fixture) {
             "not re-signed"
         );
     }
+}
+
+/// `update` writes data and expiry of an existing row and never inserts:
+/// a row deleted in between stays deleted.
+pub async fn update_never_recreates_a_deleted_row(fx: &Fixture) {
+    let s = &*fx.store;
+    let now = now();
+    let exp = now + Duration::days(1);
+    let key = s.create("before", exp).await.unwrap();
+    let exp2 = exp + Duration::hours(3);
+    assert!(s.update(&rec(&key, "after", exp2)).await.unwrap());
+    let r = s.load(&key, now).await.unwrap().unwrap();
+    assert_eq!((r.data.as_str(), r.expires), ("after", exp2));
+
+    assert!(s.delete(&key).await.unwrap());
+    assert!(!s.update(&rec(&key, "revived", exp2)).await.unwrap());
+    assert!(s.load(&key, now).await.unwrap().is_none());
+    let never = new_session_key();
+    assert!(!s.update(&rec(&never, "new", exp2)).await.unwrap());
+    assert!(s.load(&never, now).await.unwrap().is_none());
+    assert!(s.update(&rec("bad key", "x", exp2)).await.is_err());
+}
+
+/// A request loads a logged-in session; a concurrent logout deletes its
+/// row; the first request then saves: the engine must not write the row
+/// back (a stolen cookie would outlive the victim's logout).
+pub async fn engine_save_after_a_concurrent_logout_does_not_bring_the_session_back(fx: &Fixture) {
+    let ring = KeyRing::new(Secret::from(PRIMARY));
+    let engine = SessionEngine::new(Arc::clone(&fx.store), &ring);
+    let now = now();
+    let exp = now + Duration::days(14);
+    let key = engine.create(&data(1), exp, now).await.unwrap();
+    let loaded = engine.load(&key, now).await.unwrap().unwrap();
+    assert!(engine.delete(&key).await.unwrap(), "the logout deleted it");
+    assert_eq!(
+        engine.save(&key, &loaded.data, exp, now).await.unwrap(),
+        Saved::Gone
+    );
+    assert!(fx.store.load(&key, now).await.unwrap().is_none());
+    assert!(engine.load(&key, now).await.unwrap().is_none());
 }
