@@ -137,11 +137,19 @@ impl SqliteStore {
     /// [`Store::ensure_schema`]) the database at `path`, sessions in `table`.
     /// Sets WAL mode, `synchronous = NORMAL` and a 5 s busy timeout.
     ///
+    /// Session keys are bearer credentials: a new database file is created
+    /// with mode 0600 whatever the umask (SQLite gives its WAL and shared-memory
+    /// files the database file's mode), and an existing one that others can
+    /// read is logged as a warning.
+    ///
     /// # Errors
     /// [`StoreError::BadTableName`], or [`StoreError::Backend`] when the file
     /// cannot be opened.
     pub fn open(path: &Path, table: &str) -> Result<Self, StoreError> {
         check_table_name(table)?;
+        if !is_memory(path) {
+            create_private(path)?;
+        }
         let writer = connect(path, WRITER_CACHE_KIB)?;
         let mode: String = writer
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -204,6 +212,43 @@ fn is_memory(path: &Path) -> bool {
         || path
             .to_str()
             .is_some_and(|p| p.starts_with("file::memory:"))
+}
+
+/// Creates `path` empty with mode 0600 if it does not exist (an empty file is
+/// an empty SQLite database); warns when an existing file is readable by
+/// group or others.
+#[cfg(unix)]
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Ok(meta) = std::fs::metadata(path) {
+                if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!(
+                        mode = format_args!("{:o}", meta.permissions().mode() & 0o777),
+                        "sqlite: the session database is readable by other users \
+                         (session keys are bearer credentials): chmod 600 it"
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(StoreError::backend(
+            BACKEND,
+            format_args!("cannot create the database file: {e}"),
+        )),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private(_: &Path) -> Result<(), StoreError> {
+    Ok(())
 }
 
 fn connect(path: &Path, cache_kib: i64) -> Result<Connection, StoreError> {

@@ -202,6 +202,32 @@ async fn open_creates_the_file_not_the_table() {
     assert!(format!("{store:?}").contains("keyroll_session"));
 }
 
+/// Session keys are bearer credentials: a database keyroll creates is not
+/// readable by other users, nor are its WAL and shared-memory files.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_session_database_and_its_wal_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private.db");
+    let store = SqliteStore::open(&path, "keyroll_session").unwrap();
+    store.ensure_schema().await.unwrap();
+    store
+        .create("data", now() + Duration::hours(1))
+        .await
+        .unwrap();
+    let mut seen = 0;
+    for name in ["private.db", "private.db-wal", "private.db-shm"] {
+        let Ok(meta) = std::fs::metadata(dir.path().join(name)) else {
+            continue;
+        };
+        seen += 1;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+    }
+    assert!(seen >= 2, "the database and its WAL exist while open");
+    drop(store);
+}
+
 #[tokio::test]
 async fn in_memory_database_works_on_one_connection() {
     let store = SqliteStore::open(Path::new(":memory:"), "t").unwrap();
