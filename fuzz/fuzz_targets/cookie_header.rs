@@ -148,17 +148,51 @@ fn spec_find(values: &[&[u8]], name: &str, max_len: usize) -> Option<String> {
             if py_strip(&pair[..eq]) != name.as_bytes() {
                 continue;
             }
-            let mut value = py_strip(&pair[eq + 1..]);
-            if value.len() >= 2 && value.starts_with(b"\"") && value.ends_with(b"\"") {
-                value = &value[1..value.len() - 1];
-            }
+            let value = py_strip(&pair[eq + 1..]);
             if value.is_empty() || value.len() > max_len {
                 return None;
             }
-            return std::str::from_utf8(value).ok().map(str::to_owned);
+            let value = py_unquote(std::str::from_utf8(value).ok()?);
+            return (!value.is_empty()).then_some(value);
         }
     }
     None
+}
+
+/// Python's `http.cookies._unquote` (written independently of keyroll's):
+/// a value in double quotes loses them, then `\\ooo` (first digit 0-3)
+/// becomes that character and `\\x` becomes `x` (any `x` but a newline).
+fn py_unquote(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() < 2 || chars[0] != '"' || chars[chars.len() - 1] != '"' {
+        return s.to_owned();
+    }
+    let inner = &chars[1..chars.len() - 1];
+    let mut out = String::new();
+    let mut i = 0;
+    while i < inner.len() {
+        if inner[i] == '\\' {
+            if let Some(&[a, b, c]) = inner.get(i + 1..i + 4) {
+                if ('0'..='3').contains(&a) && ('0'..='7').contains(&b) && ('0'..='7').contains(&c)
+                {
+                    let n = (a as u32 - 48) * 64 + (b as u32 - 48) * 8 + (c as u32 - 48);
+                    out.push(char::from_u32(n).expect("below 256"));
+                    i += 4;
+                    continue;
+                }
+            }
+            if let Some(&next) = inner.get(i + 1) {
+                if next != '\n' {
+                    out.push(next);
+                    i += 2;
+                    continue;
+                }
+            }
+        }
+        out.push(inner[i]);
+        i += 1;
+    }
+    out
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -214,14 +214,13 @@ pub(crate) fn find_cookie(headers: &http::HeaderMap, name: &str, max_len: usize)
                 continue;
             }
             let v = trim(v.get(1..).unwrap_or_default());
-            let v = v
-                .strip_prefix(b"\"")
-                .and_then(|v| v.strip_suffix(b"\""))
-                .unwrap_or(v);
             if v.is_empty() || v.len() > max_len {
                 return None;
             }
-            return std::str::from_utf8(v).ok().map(str::to_owned);
+            // Django's parse_cookie: a quoted value is unquoted and its
+            // escapes undone (`http.cookies._unquote`).
+            let value = keyroll::cookie_unquote(std::str::from_utf8(v).ok()?);
+            return (!value.is_empty()).then(|| value.into_owned());
         }
     }
     None

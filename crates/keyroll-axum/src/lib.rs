@@ -58,4 +58,4 @@ pub use config::{Clock, SameSite, SessionConfig, DEFAULT_MAX_COOKIE_LEN};
 pub use error::SessionError;
 pub use ring::RingHandle;
 pub use session::{Session, SessionLayer, SessionService};
-pub use tokens::{ResetTokens, SignedCookies, SignedValue};
+pub use tokens::{CookieError, ResetTokens, SignedCookies, SignedValue};

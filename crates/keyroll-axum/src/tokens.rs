@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use keyroll::{PasswordResetTokens, ResetUser, SignedCookie, Verified, VerifyError};
+use keyroll::{cookie_quote, PasswordResetTokens, ResetUser, SignedCookie, Verified, VerifyError};
 use time::OffsetDateTime;
 
 use crate::config::{find_cookie, SameSite, DEFAULT_MAX_COOKIE_LEN};
@@ -79,9 +79,26 @@ pub struct SignedValue {
     pub reissue: Option<String>,
 }
 
+/// Why a signed cookie could not be set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CookieError {
+    /// The name is empty or holds a character outside Python's cookie-name
+    /// set (letters, digits and ``!#$%&'*+-.^_`|~:``), as `SimpleCookie` refuses.
+    #[error("illegal cookie name: use letters, digits and !#$%&'*+-.^_`|~:")]
+    IllegalName,
+    /// The value holds a character past U+00FF, which no cookie can carry.
+    #[error("a cookie value can hold only characters up to U+00FF")]
+    IllegalValue,
+}
+
 /// Django-compatible signed cookies (`set_signed_cookie` / `get_signed_cookie`)
 /// under the running ring, with secure default attributes (`Path=/`,
 /// `HttpOnly`, `SameSite=Lax`, `Secure` unless [`SignedCookies::insecure_http`]).
+///
+/// Values are quoted as Django's `SimpleCookie` quotes them (so `;`, `,`,
+/// quotes and spaces round-trip and can never add a cookie attribute) and
+/// unquoted on reading, as Django's `parse_cookie` does.
 #[derive(Clone, Debug)]
 pub struct SignedCookies {
     ring: RingHandle,
@@ -90,6 +107,7 @@ pub struct SignedCookies {
     secure: bool,
     http_only: bool,
     same_site: SameSite,
+    read_legacy: bool,
 }
 
 impl SignedCookies {
@@ -102,7 +120,19 @@ impl SignedCookies {
             secure: true,
             http_only: true,
             same_site: SameSite::Lax,
+            read_legacy: true,
         }
+    }
+
+    /// Stops accepting cookies signed with Django's legacy salt form
+    /// (`name ‖ salt`, before Django 5.2.15), which lets two cookies'
+    /// name-and-salt pairs collide. Accepted by default, as Django 5.2 does;
+    /// legacy cookies are re-issued in the v2 form when read, so once
+    /// clients have been back (or the cookies' `max_age` has passed) turn
+    /// this on.
+    pub fn refuse_legacy_salt(mut self) -> Self {
+        self.read_legacy = false;
+        self
     }
 
     /// Drops `Secure` (plain-HTTP development only).
@@ -131,17 +161,27 @@ impl SignedCookies {
     }
 
     fn signer(&self, name: &str, salt: &str) -> Option<SignedCookie> {
-        SignedCookie::new(&self.ring.current(), name, salt).ok()
+        SignedCookie::new(&self.ring.current(), name, salt)
+            .ok()
+            .map(|s| s.reading_legacy(self.read_legacy))
     }
 
     fn header(
         &self,
         name: &str,
-        value: String,
+        value: &str,
         max_age: Option<time::Duration>,
         expires: Option<OffsetDateTime>,
-    ) -> String {
-        let mut c = cookie::Cookie::build((name.to_owned(), value))
+    ) -> Result<String, CookieError> {
+        let legal_name = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~:".contains(c));
+        if !legal_name {
+            return Err(CookieError::IllegalName);
+        }
+        let value = cookie_quote(value).map_err(|_| CookieError::IllegalValue)?;
+        let mut c = cookie::Cookie::build((name.to_owned(), value.into_owned()))
             .path(self.path.clone())
             .http_only(self.http_only)
             .same_site(self.same_site)
@@ -155,12 +195,15 @@ impl SignedCookies {
         if let Some(e) = expires {
             c = c.expires(e);
         }
-        c.build().to_string()
+        Ok(c.build().to_string())
     }
 
     /// The `Set-Cookie` value of cookie `name` holding `value`, signed at
     /// `now` with `salt` (Django's default salt is `""`); `max_age` `None`
     /// makes a browser-session cookie.
+    ///
+    /// # Errors
+    /// [`CookieError`] for a name or value no cookie can carry.
     pub fn set_at(
         &self,
         name: &str,
@@ -168,11 +211,14 @@ impl SignedCookies {
         salt: &str,
         max_age: Option<Duration>,
         now: OffsetDateTime,
-    ) -> Option<String> {
-        let signed = self.signer(name, salt)?.sign_at(value, now);
+    ) -> Result<String, CookieError> {
+        let signed = self
+            .signer(name, salt)
+            .ok_or(CookieError::IllegalName)?
+            .sign_at(value, now);
         let max_age = max_age.map(|d| time::Duration::try_from(d).unwrap_or(time::Duration::MAX));
         let expires = max_age.and_then(|m| now.checked_add(m));
-        Some(self.header(name, signed, max_age, expires))
+        self.header(name, &signed, max_age, expires)
     }
 
     /// Reads and verifies cookie `name` (the first one, if sent twice) from
@@ -218,8 +264,9 @@ impl SignedCookies {
                 }
                 _ => (None, None),
             };
+            let header = self.header(name, &fresh, left, end).ok()?;
             metrics::resigned("signed_cookie");
-            Some(self.header(name, fresh, left, end))
+            Some(header)
         });
         let Verified {
             value: text,

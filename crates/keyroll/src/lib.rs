@@ -63,7 +63,10 @@ mod signer;
 pub use auth::{
     SessionAuthHash, AUTH_HASH_SALT, SESSION_USER_BACKEND, SESSION_USER_HASH, SESSION_USER_ID,
 };
-pub use cookie::{messages_cookie, CookieSaltForm, SignedCookie, COOKIE_KEY_PREFIX, MESSAGES_SALT};
+pub use cookie::{
+    cookie_quote, cookie_unquote, messages_cookie, CookieSaltForm, CookieValueError, SignedCookie,
+    COOKIE_KEY_PREFIX, MESSAGES_SALT,
+};
 pub use crypto::{salted_hmac, Algorithm, Tag};
 pub use encoding::{b36_decode, b36_encode, b62_decode, b62_encode, b64_decode, b64_encode};
 pub use env::{ring_from_env, EnvRingError};
