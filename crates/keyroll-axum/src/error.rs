@@ -18,9 +18,11 @@ pub enum SessionError {
     /// The session data could not be signed.
     #[error("session data cannot be signed: {0}")]
     Sign(#[from] SignError),
-    /// A value could not be converted to or from JSON.
+    /// A value could not be converted to or from JSON. Only the kind of
+    /// failure is kept: serde_json's own message quotes the value, and a
+    /// session value must not reach a log.
     #[error("session value conversion failed: {0}")]
-    Value(#[from] serde_json::Error),
+    Value(&'static str),
     /// A signed-cookie session grew past what a browser keeps.
     #[error("the signed session cookie would be {len} bytes; the limit is {max}")]
     CookieTooLarge {
@@ -38,6 +40,17 @@ pub enum SessionError {
     /// `SessionInterrupted`). As a response: `400`.
     #[error("the session was ended by a concurrent request before this one saved it")]
     Interrupted,
+}
+
+impl From<serde_json::Error> for SessionError {
+    fn from(e: serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        SessionError::Value(match e.classify() {
+            Category::Data => "the stored value is not of the type asked for",
+            Category::Syntax | Category::Eof => "not valid JSON",
+            Category::Io => "an I/O error while converting",
+        })
+    }
 }
 
 impl SessionError {

@@ -21,7 +21,9 @@ const EPOCH_2001: OffsetDateTime = datetime!(2001-01-01 0:00 UTC);
 
 /// The user state a reset token is bound to. A token stops working when any
 /// of it changes (a new password hash, a new login).
-#[derive(Clone, Copy, Debug)]
+///
+/// `Debug` leaves the password hash and the e-mail address out.
+#[derive(Clone, Copy)]
 pub struct ResetUser<'a> {
     /// The primary key, as Django's `str(user.pk)`.
     pub pk: &'a str,
@@ -31,6 +33,17 @@ pub struct ResetUser<'a> {
     pub last_login: Option<PrimitiveDateTime>,
     /// The e-mail address, if any.
     pub email: Option<&'a str>,
+}
+
+impl std::fmt::Debug for ResetUser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetUser")
+            .field("pk", &self.pk)
+            .field("password_hash", &"<redacted>")
+            .field("last_login", &self.last_login)
+            .field("email", &self.email.map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Makes and checks password-reset tokens (`base36(ts)-hash`), where ts counts
@@ -177,6 +190,22 @@ fn token_with(mac: &MacKey, user: &ResetUser<'_>, ts: i64) -> String {
 mod tests {
     use super::*;
     use crate::secret::Secret;
+
+    #[test]
+    fn reset_user_debug_shows_neither_the_password_hash_nor_the_email() {
+        let user = ResetUser {
+            pk: "42",
+            password_hash: "pbkdf2_sha256$870000$salt$SECRETHASH",
+            last_login: None,
+            email: Some("alice@example.test"),
+        };
+        let shown = format!("{user:?}");
+        assert!(
+            !shown.contains("SECRETHASH") && !shown.contains("alice"),
+            "{shown}"
+        );
+        assert!(shown.contains("42"), "{shown}");
+    }
 
     #[test]
     fn timeout_boundary_is_inclusive() {

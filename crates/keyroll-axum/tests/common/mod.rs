@@ -369,6 +369,16 @@ async fn visit(session: Session) -> Result<String, SessionError> {
     Ok(n.to_string())
 }
 
+/// Stores a private note, then reads it as a number: the error (as text
+/// and as `Debug`) is the body, so a test can check it quotes nothing.
+async fn wrong_type(session: Session) -> Result<String, SessionError> {
+    session.insert("note", "private-note-text").await?;
+    match session.get::<u64>("note").await {
+        Ok(_) => Ok("no error".into()),
+        Err(e) => Ok(format!("{e} | {e:?}")),
+    }
+}
+
 /// Loads the session, waits at the gate, then changes it as `op` says:
 /// `visit` (a counter), `cycle` (a new key for the same data, as a password
 /// change or privilege change does), `save` (a counter, saved explicitly:
@@ -557,6 +567,7 @@ pub async fn start_full(
         .route("/plain", get(plain))
         .route("/fail", get(fail))
         .route("/slow/{op}", get(slow))
+        .route("/wrong-type", get(wrong_type))
         .route("/reset/make/{id}", get(reset_make))
         .route("/reset/check/{id}/{token}", get(reset_check))
         .route("/signed/set", get(signed_set))
