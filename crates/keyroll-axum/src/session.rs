@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, Request};
 use keyroll::{
-    KeyId, KeyRing, Role, SessionCodec, SessionData, SESSION_USER_HASH, SESSION_USER_ID,
+    session_login, KeyId, KeyRing, LoginCheck, Role, SessionCodec, SessionData, SESSION_USER_HASH,
 };
 use keyroll_store::{LoadOutcome, Refresh, Saved, SessionEngine, SharedSession};
 use serde::de::DeserializeOwned;
@@ -18,11 +18,11 @@ use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::auth::{user_id_of, Logins, UserLoader};
 use crate::config::{find_cookie, SessionConfig};
 use crate::error::SessionError;
 use crate::metrics;
 use crate::ring::{Prepared, RingHandle};
+use crate::users::{Logins, UserLoader};
 
 /// Where session data lives.
 #[derive(Clone, Debug)]
@@ -708,25 +708,24 @@ fn interrupted(st: &mut State) -> SessionError {
 }
 
 /// The login hash of `data` re-made under the primary, when it verifies under
-/// another key of the ring for the user's current password hash; `None` when
-/// there is nothing to re-make (no login, an unknown user, a hash that is
-/// the primary's already or does not verify — `current_user` judges those).
+/// another key of the ring for the user's current password hash (the core's
+/// rule, [`keyroll::SessionAuthHash::judge_at`]); `None` when there is
+/// nothing to re-make (no login, an unknown user, a hash that is the
+/// primary's already or does not verify — `current_user` judges those).
 async fn refreshed_login(
     logins: &Logins,
     prepared: &Prepared,
     data: &SessionData,
     now: OffsetDateTime,
 ) -> Option<String> {
-    let id = user_id_of(data.get(SESSION_USER_ID))?;
-    let Some(Value::String(stored)) = data.get(SESSION_USER_HASH) else {
-        return None;
-    };
+    let (id, stored) = session_login(data)?;
     let password_hash = logins.0.password_hash(&id).await?;
-    let v = prepared.auth.check_at(stored, &password_hash, now).ok()?;
-    if !v.is_stale() {
-        return None;
+    match prepared.auth.judge_at(stored, &password_hash, now) {
+        LoginCheck::Stale { verified, remade } => {
+            metrics::verified(verified.key_id, verified.role);
+            metrics::resigned("auth_hash");
+            Some(remade)
+        }
+        _ => None,
     }
-    metrics::verified(v.key_id, v.role);
-    metrics::resigned("auth_hash");
-    Some(prepared.auth.make(&password_hash))
 }

@@ -9,8 +9,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use keyroll::{
-    KeyId, KeyRing, Role, SessionAuthHash, SessionCodec, SessionData, Verified, SESSION_USER_HASH,
-    SESSION_USER_ID,
+    session_login, KeyId, KeyRing, LoginCheck, Role, SessionAuthHash, SessionCodec, SessionData,
+    Verified, SESSION_USER_HASH,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -350,7 +350,9 @@ impl Worker {
                     let ids: BTreeSet<String> = decoded
                         .iter()
                         .filter_map(|d| match d {
-                            Some(Ok(Checked::Decoded(v))) => user_id(&v.value.0),
+                            Some(Ok(Checked::Decoded(v))) => {
+                                session_login(&v.value.0).map(|(id, _)| id)
+                            }
                             _ => None,
                         })
                         .collect();
@@ -425,34 +427,27 @@ impl Worker {
     ) -> Plan {
         let timestamp = v.timestamp;
         let (mut map, fresh) = v.value;
-        let hash = map
-            .get(SESSION_USER_HASH)
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        if let (Some(id), Some(hash)) = (user_id(&map), hash) {
-            if let Some(password) = passwords.get(&id) {
-                // Only a hash that verifies with the CURRENT password is upgraded.
-                if let Ok(h) = self.auth.check_at(&hash, password, self.now) {
-                    if h.is_stale() {
-                        map.insert(
-                            SESSION_USER_HASH.to_owned(),
-                            Value::String(self.auth.make(password)),
-                        );
-                        let ts = timestamp.unwrap_or_else(|| self.now.unix_timestamp());
-                        return match self
-                            .codec
-                            .object_signer()
-                            .dumps_with_timestamp(&Value::Object(map), ts)
-                        {
-                            Ok(data) => Plan::Rewrite {
-                                data,
-                                rehashed: true,
-                            },
-                            Err(_) => Plan::Unverifiable,
-                        };
-                    }
-                }
+        let remade = session_login(&map).and_then(|(id, stored)| {
+            let password = passwords.get(&id)?;
+            match self.auth.judge_at(stored, password, self.now) {
+                LoginCheck::Stale { remade, .. } => Some(remade),
+                _ => None,
             }
+        });
+        if let Some(remade) = remade {
+            map.insert(SESSION_USER_HASH.to_owned(), Value::String(remade));
+            let ts = timestamp.unwrap_or_else(|| self.now.unix_timestamp());
+            return match self
+                .codec
+                .object_signer()
+                .dumps_with_timestamp(&Value::Object(map), ts)
+            {
+                Ok(data) => Plan::Rewrite {
+                    data,
+                    rehashed: true,
+                },
+                Err(_) => Plan::Unverifiable,
+            };
         }
         match fresh {
             Some(data) => Plan::Rewrite {
@@ -476,12 +471,4 @@ enum Plan {
     Unverifiable,
     Current,
     Rewrite { data: String, rehashed: bool },
-}
-
-fn user_id(map: &keyroll::SessionData) -> Option<String> {
-    match map.get(SESSION_USER_ID)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }

@@ -81,7 +81,7 @@ impl Tag {
 
     /// Constant-time comparison with another byte string.
     pub fn ct_eq(&self, other: &[u8]) -> bool {
-        crate::signer::ct_eq(self.as_bytes(), other)
+        ct_eq(self.as_bytes(), other)
     }
 
     fn from_slice(s: &[u8]) -> Self {
@@ -185,6 +185,12 @@ impl fmt::Debug for MacKey {
 /// ```
 pub fn salted_hmac(key_salt: &[u8], value: &[u8], secret: &[u8], alg: Algorithm) -> Tag {
     MacKey::derive(alg, key_salt, b"", secret).tag(&[value])
+}
+
+/// Compares two byte strings in time that depends only on their lengths
+/// (`subtle`'s slice comparison): every MAC and login hash is checked with it.
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 #[cfg(test)]

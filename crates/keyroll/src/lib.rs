@@ -61,7 +61,8 @@ mod session;
 mod signer;
 
 pub use auth::{
-    SessionAuthHash, AUTH_HASH_SALT, SESSION_USER_BACKEND, SESSION_USER_HASH, SESSION_USER_ID,
+    session_login, user_id_from, LoginCheck, SessionAuthHash, AUTH_HASH_SALT, SESSION_USER_BACKEND,
+    SESSION_USER_HASH, SESSION_USER_ID,
 };
 pub use cookie::{
     cookie_quote, cookie_unquote, messages_cookie, CookieSaltForm, CookieValueError, SignedCookie,

@@ -131,7 +131,7 @@ impl PasswordResetTokens {
                 continue;
             }
             let want = token_with(mac, user, ts);
-            if crate::signer::ct_eq(want.as_bytes(), token.as_bytes()) {
+            if crate::crypto::ct_eq(want.as_bytes(), token.as_bytes()) {
                 matched = Some((*id, *role));
                 break;
             }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::crypto::{Algorithm, MacKey};
+use crate::crypto::{ct_eq, Algorithm, MacKey};
 use crate::encoding::{b62_decode_saturating, b62_encode, b64_encode_into};
 use crate::error::{ConfigError, VerifyError};
 use crate::limits::Limits;
@@ -376,17 +376,6 @@ impl Signer {
         Ok(v.map(|value| stale.then(|| self.sign(value))))
     }
 }
-
-/// Constant-time equality of two byte strings (the length is not secret):
-/// the differences are OR-folded, then compared once.
-pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    subtle::ConstantTimeEq::ct_eq(&diff, &0u8).into()
-}
-
 /// Start of the last occurrence of `sep` in `s` (Python's `rsplit(sep, 1)`).
 fn last_sep(s: &str, sep: &str) -> Option<usize> {
     match sep.as_bytes() {
