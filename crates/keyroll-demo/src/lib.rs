@@ -5,7 +5,10 @@
 //! DEMO ONLY: see the binary's documentation for what is not production grade.
 
 mod app;
+mod csrf;
 pub mod drill;
+mod operator;
+mod outbox;
 mod pages;
 pub mod server;
 mod users;
