@@ -205,13 +205,19 @@ pub(crate) async fn same_origin(
     ) {
         return next.run(req).await;
     }
-    if let Err(why) = check_origin(app.csrf, req.headers()) {
+    // HTTP/2 names the host in the URI's authority instead of a Host header.
+    let authority = req.uri().authority().map(|a| a.as_str().to_owned());
+    if let Err(why) = check_origin(app.csrf, req.headers(), authority.as_deref()) {
         return refused(why);
     }
     next.run(req).await
 }
 
-fn check_origin(config: CsrfConfig, headers: &HeaderMap) -> Result<(), &'static str> {
+fn check_origin(
+    config: CsrfConfig,
+    headers: &HeaderMap,
+    authority: Option<&str>,
+) -> Result<(), &'static str> {
     if let Some(site) = headers.get("sec-fetch-site") {
         if !matches!(site.as_bytes(), b"same-origin" | b"none") {
             return Err("a cross-site request (Sec-Fetch-Site) was refused");
@@ -220,7 +226,10 @@ fn check_origin(config: CsrfConfig, headers: &HeaderMap) -> Result<(), &'static 
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
-    let host = headers.get(header::HOST).map(HeaderValue::as_bytes);
+    let host = headers
+        .get(header::HOST)
+        .map(HeaderValue::as_bytes)
+        .or(authority.map(str::as_bytes));
     let scheme: &[u8] = if config.secure {
         b"https://"
     } else {
@@ -288,8 +297,8 @@ mod tests {
             ("host", "127.0.0.1:8080"),
             ("origin", "http://127.0.0.1:8080"),
         ]);
-        assert!(check_origin(plain, &ok).is_ok());
-        assert!(check_origin(CsrfConfig { secure: true }, &ok).is_err());
+        assert!(check_origin(plain, &ok, None).is_ok());
+        assert!(check_origin(CsrfConfig { secure: true }, &ok, None).is_err());
         for bad in [
             "http://evil.example",
             "null",
@@ -297,11 +306,12 @@ mod tests {
             "https://127.0.0.1:8080",
         ] {
             let h = headers(&[("host", "127.0.0.1:8080"), ("origin", bad)]);
-            assert!(check_origin(plain, &h).is_err(), "{bad}");
+            assert!(check_origin(plain, &h, None).is_err(), "{bad}");
         }
         let no_host = headers(&[("origin", "http://127.0.0.1:8080")]);
-        assert!(check_origin(plain, &no_host).is_err());
-        assert!(check_origin(plain, &headers(&[("host", "x")])).is_ok());
+        assert!(check_origin(plain, &no_host, None).is_err());
+        assert!(check_origin(plain, &no_host, Some("127.0.0.1:8080")).is_ok());
+        assert!(check_origin(plain, &headers(&[("host", "x")]), None).is_ok());
         for (site, ok) in [
             ("same-origin", true),
             ("none", true),
@@ -309,7 +319,7 @@ mod tests {
             ("cross-site", false),
         ] {
             let h = headers(&[("sec-fetch-site", site)]);
-            assert_eq!(check_origin(plain, &h).is_ok(), ok, "{site}");
+            assert_eq!(check_origin(plain, &h, None).is_ok(), ok, "{site}");
         }
     }
 
