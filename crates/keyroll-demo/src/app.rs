@@ -1,4 +1,4 @@
-//! The demo's routes and handlers.
+//! The demo's router and the users' pages (the operator's are in `rotation`).
 //!
 //! Every form is CSRF-checked ([`CsrfForm`]), every state-changing request
 //! from another site refused ([`csrf::same_origin`]), the operator's pages
@@ -11,34 +11,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 use base64::Engine as _;
-use keyroll::ringfile::{format_duration, OpenOptions, RingFile, RingFileError};
-use keyroll::{ResetUser, Role};
+use keyroll::ResetUser;
 use keyroll_axum::{
     current_user, login, logout, update_session_auth_hash, ResetTokens, RingHandle, Session,
     SessionError, SessionLayer,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
-use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::csrf::{self, Csrf, CsrfConfig, CsrfForm};
 use crate::operator::OperatorToken;
 use crate::outbox::Outbox;
-use crate::pages;
 use crate::users::{check_password, User, Users};
+use crate::{pages, rotation};
 
 /// Django's dotted path of the backend that authenticated the user.
 const BACKEND: &str = "keyroll_demo.backends.InMemoryBackend";
-/// How long a demoted primary keeps verifying after a promotion from the operator page.
-const PROMOTE_GRACE: Duration = Duration::from_secs(7 * 86_400);
-/// Staging is refused while this many keys are staged.
-pub(crate) const MAX_STAGED: usize = 3;
 /// Longest username looked up (Django's `max_length` of `username`).
 const MAX_USERNAME: usize = 150;
 
@@ -71,15 +65,10 @@ pub(crate) fn router(app: App, sessions: SessionLayer) -> Router {
             "/reset/confirm",
             get(reset_confirm_form).post(reset_confirm),
         )
-        .route("/operator", get(operator))
-        .route("/operator/login", post(operator_login))
-        .route("/operator/stage", post(stage))
-        .route("/operator/promote", post(promote))
-        .route("/operator/retire", post(retire))
         .route("/metrics", get(metrics))
         .route("/api/whoami", get(api_whoami))
         .route("/api/visit", post(api_visit))
-        .route("/api/ring", get(api_ring))
+        .merge(rotation::routes())
         .layer(sessions)
         .layer(middleware::from_fn_with_state(
             app.clone(),
@@ -89,13 +78,13 @@ pub(crate) fn router(app: App, sessions: SessionLayer) -> Router {
         .with_state(app)
 }
 
-fn see_other(to: &str) -> Response {
+pub(crate) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
 /// A form with no fields but its CSRF token.
 #[derive(Deserialize)]
-struct NoFields {}
+pub(crate) struct NoFields {}
 
 /// Counts a visit in a session that already holds something (a login, an
 /// operator's mark); an empty session stays empty, so a visitor without a
@@ -175,42 +164,6 @@ async fn api_visit(State(app): State<App>, session: Session) -> Result<Response,
         *v = serde_json::Value::from(visits);
     }
     Ok(axum::Json(json).into_response())
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
-}
-
-/// The ring in force: key ids, roles and retirement dates (RFC 3339), never
-/// secrets. Needs `Authorization: Bearer <operator token>`.
-async fn api_ring(State(app): State<App>, headers: HeaderMap) -> Response {
-    if !app.operator.bearer(&headers) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            axum::Json(serde_json::json!({
-                "error": "the operator token is needed: Authorization: Bearer <token>"
-            })),
-        )
-            .into_response();
-    }
-    let ring = app.ring.current();
-    let keys: Vec<serde_json::Value> = ring
-        .keys()
-        .map(|k| {
-            serde_json::json!({
-                "key_id": k.id().to_string(),
-                "role": k.role().as_str(),
-                "retire_after": k.retire_after().map(rfc3339),
-            })
-        })
-        .collect();
-    axum::Json(serde_json::json!({
-        "primary_key_id": ring.primary().id().to_string(),
-        "keys": keys,
-    }))
-    .into_response()
 }
 
 /// Username and password of the sign-up and login forms.
@@ -460,185 +413,6 @@ async fn reset_confirm(
     // A new hash: every session of the user is logged out and the link is spent.
     let _ = app.users.set_password(&user.id, &f.new_password);
     pages::reset_done().into_response()
-}
-
-fn ring_rows(app: &App) -> Vec<(String, String, String)> {
-    app.ring
-        .current()
-        .keys()
-        .map(|k| {
-            (
-                k.id().to_string(),
-                k.role().to_string(),
-                k.retire_after().map_or_else(String::new, rfc3339),
-            )
-        })
-        .collect()
-}
-
-fn operator_page(app: &App, csrf: &Csrf, error: Option<&str>) -> axum::response::Html<String> {
-    pages::operator(
-        csrf.token(),
-        &ring_rows(app),
-        &format_duration(app.min_staged),
-        MAX_STAGED,
-        error,
-    )
-}
-
-/// The ring and its buttons for an operator's session; the token form otherwise.
-async fn operator(
-    State(app): State<App>,
-    session: Session,
-    csrf: Csrf,
-) -> Result<Response, SessionError> {
-    let page = if app.operator.is_marked(&session).await? {
-        operator_page(&app, &csrf, None)
-    } else {
-        pages::operator_login(csrf.token(), None)
-    };
-    Ok(csrf.respond(page))
-}
-
-/// The operator-token form.
-#[derive(Deserialize)]
-struct OperatorLogin {
-    #[serde(default)]
-    token: String,
-}
-
-async fn operator_login(
-    State(app): State<App>,
-    session: Session,
-    CsrfForm { form: f, mut csrf }: CsrfForm<OperatorLogin>,
-) -> Result<Response, SessionError> {
-    if !app.operator.matches(&f.token) {
-        return Ok((
-            StatusCode::FORBIDDEN,
-            pages::operator_login(csrf.token(), Some("That is not the operator token.")),
-        )
-            .into_response());
-    }
-    app.operator.mark(&session).await?;
-    csrf.rotate(app.csrf);
-    Ok(csrf.respond(see_other("/operator")))
-}
-
-/// Runs a ring change for an operator's session; 403 for anyone else.
-async fn as_operator(
-    app: &App,
-    session: &Session,
-    csrf: &Csrf,
-    change: impl FnOnce(&mut RingFile, OffsetDateTime) -> Result<(), RingFileError>,
-) -> Result<Response, SessionError> {
-    if !app.operator.is_marked(session).await? {
-        return Ok((
-            StatusCode::FORBIDDEN,
-            pages::forbidden("The operator page needs the operator token"),
-        )
-            .into_response());
-    }
-    Ok(edit_ring(app, csrf, change))
-}
-
-/// Edits the ring file under its lock, then reloads the ring from it.
-fn edit_ring(
-    app: &App,
-    csrf: &Csrf,
-    change: impl FnOnce(&mut RingFile, OffsetDateTime) -> Result<(), RingFileError>,
-) -> Response {
-    // Whole seconds, as the CLI writes them: ring files stay readable.
-    let now = OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    let var = |name: &str| std::env::var(name).ok();
-    let done = RingFile::update(&app.ring_path, OpenOptions::default(), &var, |rf| {
-        change(rf, now)
-    })
-    .and_then(|()| {
-        app.ring
-            .reload_from_file(&app.ring_path, OpenOptions::default())
-    });
-    match done {
-        Ok(()) => see_other("/operator"),
-        Err(e) => (
-            StatusCode::CONFLICT,
-            operator_page(app, csrf, Some(&e.to_string())),
-        )
-            .into_response(),
-    }
-}
-
-async fn stage(
-    State(app): State<App>,
-    session: Session,
-    CsrfForm { csrf, .. }: CsrfForm<NoFields>,
-) -> Result<Response, SessionError> {
-    as_operator(&app, &session, &csrf, |rf, now| {
-        let staged = rf.entries.iter().filter(|e| e.role == Role::Staged).count();
-        if staged >= MAX_STAGED {
-            return Err(RingFileError::Refused(format!(
-                "{staged} keys are staged already (at most {MAX_STAGED}); promote one first"
-            )));
-        }
-        rf.stage(now, keyroll::ringfile::DEFAULT_SECRET_LEN);
-        Ok(())
-    })
-    .await
-}
-
-/// Promotes the oldest staged key, once it has been staged for `--min-staged`.
-async fn promote(
-    State(app): State<App>,
-    session: Session,
-    CsrfForm { csrf, .. }: CsrfForm<NoFields>,
-) -> Result<Response, SessionError> {
-    let min_staged = app.min_staged;
-    as_operator(&app, &session, &csrf, |rf, now| {
-        let Some(entry) = rf.entries.iter().find(|e| e.role == Role::Staged) else {
-            return Err(RingFileError::Refused(
-                "no staged key to promote; stage one first".into(),
-            ));
-        };
-        let id = entry.id();
-        let since = entry.staged_at.or(entry.created);
-        if !min_staged.is_zero() && since.is_none_or(|t| now - t < min_staged) {
-            let ago = since.map_or_else(
-                || "an unknown time".to_owned(),
-                |t| {
-                    format_duration(Duration::from_secs(
-                        u64::try_from((now - t).whole_seconds()).unwrap_or(0),
-                    ))
-                },
-            );
-            return Err(RingFileError::Refused(format!(
-                "key {id} was staged {ago} ago; it is promoted once it has been staged for {} (--min-staged), so that every server knows it before it signs",
-                format_duration(min_staged)
-            )));
-        }
-        rf.promote(Some(id), PROMOTE_GRACE, min_staged, false, now)
-            .map(drop)
-    })
-    .await
-}
-
-async fn retire(
-    State(app): State<App>,
-    session: Session,
-    CsrfForm { csrf, .. }: CsrfForm<NoFields>,
-) -> Result<Response, SessionError> {
-    as_operator(&app, &session, &csrf, |rf, _| {
-        let fallbacks: Vec<_> = rf
-            .entries
-            .iter()
-            .filter(|e| e.role == Role::Fallback)
-            .map(|e| e.id())
-            .collect();
-        for id in fallbacks {
-            rf.retire(id)?;
-        }
-        Ok(())
-    })
-    .await
 }
 
 async fn metrics(State(app): State<App>) -> Response {

@@ -10,6 +10,7 @@ pub mod drill;
 mod operator;
 mod outbox;
 mod pages;
+mod rotation;
 pub mod server;
 mod users;
 
