@@ -8,13 +8,16 @@
 // beside this file lists every check.
 //
 //   node run.mjs --url http://127.0.0.1:PORT --out DIR --mode cookie|server
-//   (or KEYROLL_DEMO_URL, KEYROLL_SCREENSHOT_DIR, KEYROLL_DEMO_MODE)
+//                --operator-token-file FILE
+//   (or KEYROLL_DEMO_URL, KEYROLL_SCREENSHOT_DIR, KEYROLL_DEMO_MODE,
+//    KEYROLL_OPERATOR_TOKEN_FILE). FILE is the demo's operator token (the
+//   `operator-token` file of its data directory): a path, never the token itself.
 //
 // Progress goes to stderr. On success the LAST line of stdout is one JSON object:
 //   {"mode":"cookie","cookie":"<final sessionid>","key_ids":{"a":"…","b":"…"},…}
 // On any failed check: a "FAILED: …" message on stderr and exit code 1.
 
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -41,12 +44,13 @@ function parseArgs(argv) {
     out: process.env.KEYROLL_SCREENSHOT_DIR,
     mode: process.env.KEYROLL_DEMO_MODE,
     chromium: process.env.KEYROLL_CHROMIUM || '/usr/bin/chromium',
+    'operator-token-file': process.env.KEYROLL_OPERATOR_TOKEN_FILE,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[i + 1];
-    if (!['--url', '--out', '--mode', '--chromium'].includes(flag) || value === undefined) {
-      throw new CheckFailed(`usage: node run.mjs --url URL --out DIR --mode cookie|server [--chromium PATH] (bad argument ${JSON.stringify(flag)})`);
+    if (!['--url', '--out', '--mode', '--chromium', '--operator-token-file'].includes(flag) || value === undefined) {
+      throw new CheckFailed(`usage: node run.mjs --url URL --out DIR --mode cookie|server --operator-token-file FILE [--chromium PATH] (bad argument ${JSON.stringify(flag)})`);
     }
     opts[flag.slice(2)] = value;
     i++;
@@ -56,6 +60,10 @@ function parseArgs(argv) {
   if (opts.mode !== 'cookie' && opts.mode !== 'server') {
     throw new CheckFailed(`--mode must be cookie or server, not ${JSON.stringify(opts.mode)}`);
   }
+  if (!opts['operator-token-file']) {
+    throw new CheckFailed('no operator token: pass --operator-token-file or set KEYROLL_OPERATOR_TOKEN_FILE');
+  }
+  opts.operatorToken = readFileSync(opts['operator-token-file'], 'utf8').trim();
   opts.url = opts.url.replace(/\/+$/, '');
   opts.out = resolve(opts.out);
   return opts;
@@ -111,20 +119,34 @@ async function main() {
 
 async function scenario(context, opts) {
   const base = opts.url;
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(15_000);
-  page.setDefaultNavigationTimeout(30_000);
-
   // Every main-frame document response, to report HTTP errors precisely.
   let lastDoc = null;
-  page.on('response', (r) => {
-    const req = r.request();
-    if (req.isNavigationRequest() && req.frame() === page.mainFrame()) {
-      lastDoc = { url: r.url(), status: r.status(), method: req.method() };
-    }
-  });
   const consoleErrors = [];
-  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  function watch(p) {
+    p.setDefaultTimeout(15_000);
+    p.setDefaultNavigationTimeout(30_000);
+    p.on('response', (r) => {
+      const req = r.request();
+      if (req.isNavigationRequest() && req.frame() === p.mainFrame()) {
+        lastDoc = { url: r.url(), status: r.status(), method: req.method() };
+      }
+    });
+    p.on('pageerror', (e) => consoleErrors.push(String(e)));
+    return p;
+  }
+  // The page the helpers below act on: alice's, or the operator's (a browser
+  // context of its own: the operator is somebody else, with other cookies).
+  const alicePage = watch(context.pages()[0] ?? (await context.newPage()));
+  let page = alicePage;
+  let operatorPage = null;
+  async function asOperator(steps) {
+    page = operatorPage;
+    try {
+      return await steps();
+    } finally {
+      page = alicePage;
+    }
+  }
 
   let shot = 0;
   const screenshots = [];
@@ -265,28 +287,50 @@ async function scenario(context, opts) {
   expectEqual(h1.sessionKey, A, 'home after login: #session-key-id');
   await screenshot('home-logged-in');
 
-  // 3. Stage, then promote.
-  const r0 = await ring('operator before rotation');
-  expectEqual(roleOf(r0, A), 'primary', `operator before rotation: role of key A ${A}`);
-  await screenshot('operator-before');
+  // 3. /operator asks alice's browser for the operator token and shows no ring.
+  await goto('/operator', 'operator page in alice\'s browser');
+  check((await page.locator('#operator-login-form').count()) === 1, 'operator page in alice\'s browser: #operator-login-form missing');
+  check((await page.locator('table#ring').count()) === 0, 'operator page in alice\'s browser: the ring is shown without the operator token');
 
-  await submit('#stage-submit', 'stage');
-  const r1 = await ring('operator after stage');
-  const staged = r1.filter((k) => k.role === 'staged');
-  check(staged.length === 1, `operator after stage: expected exactly one staged key, ring is ${JSON.stringify(r1)}`);
-  const B = staged[0].id;
-  check(B !== A, `operator after stage: staged key ${B} equals the primary`);
-  expectEqual(roleOf(r1, A), 'primary', `operator after stage: role of key A ${A}`);
-  await screenshot('operator-staged');
+  // The operator, in a browser context of their own, gives the token once.
+  // (Closed with the browser when the run ends, on a failure too.)
+  const operatorContext = await context.browser().newContext({ viewport: { width: 1024, height: 768 } });
+  operatorPage = watch(await operatorContext.newPage());
+  await asOperator(async () => {
+    await goto('/operator', 'operator login page');
+    for (const id of ['#operator-login-form', '#operator-token', '#operator-login-submit']) {
+      check((await page.locator(id).count()) === 1, `operator login page: ${id} missing`);
+    }
+    await page.locator('#operator-login-form #operator-token').fill(opts.operatorToken);
+    await submit('#operator-login-submit', 'operator login');
+    expectEqual(new URL(page.url()).pathname, '/operator', 'page after the operator login (should redirect to /operator)');
+  });
 
-  // The cookie as it was before the rotation: signed by A (cookie mode) / the session key (server mode).
-  const cookieBefore = await sessionCookie();
-  check(cookieBefore, 'before promote: no sessionid cookie');
-  await submit('#promote-submit', 'promote');
-  const r2 = await ring('operator after promote');
-  expectEqual(roleOf(r2, B), 'primary', `operator after promote: role of key B ${B}`);
-  expectEqual(roleOf(r2, A), 'fallback', `operator after promote: role of key A ${A}`);
-  await screenshot('operator-promoted');
+  // Stage, then promote.
+  const { B, cookieBefore } = await asOperator(async () => {
+    const r0 = await ring('operator before rotation');
+    expectEqual(roleOf(r0, A), 'primary', `operator before rotation: role of key A ${A}`);
+    await screenshot('operator-before');
+
+    await submit('#stage-submit', 'stage');
+    const r1 = await ring('operator after stage');
+    const staged = r1.filter((k) => k.role === 'staged');
+    check(staged.length === 1, `operator after stage: expected exactly one staged key, ring is ${JSON.stringify(r1)}`);
+    const B = staged[0].id;
+    check(B !== A, `operator after stage: staged key ${B} equals the primary`);
+    expectEqual(roleOf(r1, A), 'primary', `operator after stage: role of key A ${A}`);
+    await screenshot('operator-staged');
+
+    // Alice's cookie as it was before the rotation: signed by A (cookie mode) / the session key (server mode).
+    const cookieBefore = await sessionCookie();
+    check(cookieBefore, 'before promote: no sessionid cookie');
+    await submit('#promote-submit', 'promote');
+    const r2 = await ring('operator after promote');
+    expectEqual(roleOf(r2, B), 'primary', `operator after promote: role of key B ${B}`);
+    expectEqual(roleOf(r2, A), 'fallback', `operator after promote: role of key A ${A}`);
+    await screenshot('operator-promoted');
+    return { B, cookieBefore };
+  });
 
   // 4. Reload /: still alice, primary is now B, and the session moves to B.
   const h2 = await home('home after promote');
@@ -298,9 +342,9 @@ async function scenario(context, opts) {
   let serverKeyCycled = false;
   let stale = null;
   if (opts.mode === 'cookie') {
-    // Any response re-issues a stale signed cookie (the promote POST's already did),
-    // so this request may already carry a cookie signed by B.
-    check([A, B].includes(h2.sessionKey), `home after promote: #session-key-id should be A ${A} or B ${B}, got ${h2.sessionKey}`);
+    // The cookie, untouched since the rotation, is verified by A (now a fallback)
+    // and re-issued under B with this response.
+    expectEqual(h2.sessionKey, A, 'cookie mode, home after promote: #session-key-id (the cookie was signed before the rotation)');
     check(h2.cookie && h2.cookie !== cookieBefore, 'cookie mode, after promote: the browser\'s sessionid cookie was not replaced (re-signed)');
   } else {
     // The row, untouched since the rotation, is verified by A (now a fallback).
@@ -338,13 +382,16 @@ async function scenario(context, opts) {
     stale = { resigned: s1.cookie };
   }
 
-  // 5. Retire the fallback (A).
-  await ring('operator before retire');
-  await submit('#retire-submit', 'retire');
-  const r3 = await ring('operator after retire');
-  check(roleOf(r3, A) === undefined, `operator after retire: key A ${A} is still in the ring: ${JSON.stringify(r3)}`);
-  expectEqual(roleOf(r3, B), 'primary', `operator after retire: role of key B ${B}`);
-  await screenshot('operator-retired');
+  // 5. The operator retires the fallback (A).
+  await asOperator(async () => {
+    await ring('operator before retire');
+    await submit('#retire-submit', 'retire');
+    const r3 = await ring('operator after retire');
+    check(roleOf(r3, A) === undefined, `operator after retire: key A ${A} is still in the ring: ${JSON.stringify(r3)}`);
+    expectEqual(roleOf(r3, B), 'primary', `operator after retire: role of key B ${B}`);
+    await screenshot('operator-retired');
+  });
+  await operatorContext.close();
 
   const h4 = await home('home after retire');
   expectEqual(h4.whoami, USER, 'home after retire: #whoami (the session must survive retiring the old key)');

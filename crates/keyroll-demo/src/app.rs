@@ -1,32 +1,40 @@
-//! The demo's routes and handlers.
+//! The demo's router and the users' pages (the operator's are in `rotation`).
+//!
+//! Every form is CSRF-checked ([`CsrfForm`]), every state-changing request
+//! from another site refused ([`csrf::same_origin`]), the operator's pages
+//! and `/api/ring` need the operator token ([`OperatorToken`]), and a page
+//! view stores nothing in a session that holds nothing (Django's rule: a
+//! session is saved only when something is stored in it).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{middleware, Router};
 use base64::Engine as _;
-use keyroll::ringfile::{OpenOptions, RingFile, RingFileError};
-use keyroll::{ResetUser, Role};
+use keyroll::ResetUser;
 use keyroll_axum::{
     current_user, login, logout, update_session_auth_hash, ResetTokens, RingHandle, Session,
     SessionError, SessionLayer,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
-use time::OffsetDateTime;
+use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
-use crate::pages;
+use crate::csrf::{self, Csrf, CsrfConfig, CsrfForm};
+use crate::operator::OperatorToken;
+use crate::outbox::Outbox;
 use crate::users::{check_password, User, Users};
+use crate::{pages, rotation};
 
 /// Django's dotted path of the backend that authenticated the user.
 const BACKEND: &str = "keyroll_demo.backends.InMemoryBackend";
-/// How long a demoted primary keeps verifying after a promotion from the operator page.
-const PROMOTE_GRACE: Duration = Duration::from_secs(7 * 86_400);
+/// Longest username looked up (Django's `max_length` of `username`).
+const MAX_USERNAME: usize = 150;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -36,9 +44,15 @@ pub(crate) struct App {
     pub(crate) ring_path: PathBuf,
     pub(crate) reset: ResetTokens,
     pub(crate) metrics: PrometheusHandle,
+    pub(crate) operator: OperatorToken,
+    pub(crate) csrf: CsrfConfig,
+    pub(crate) outbox: Outbox,
+    /// A staged key is promoted only once staged this long (`--min-staged`).
+    pub(crate) min_staged: Duration,
 }
 
-/// The router, sessions layered over every route.
+/// The router, sessions layered over every route; cross-site writes are
+/// refused before a session is looked at.
 pub(crate) fn router(app: App, sessions: SessionLayer) -> Router {
     Router::new()
         .route("/", get(home))
@@ -51,44 +65,60 @@ pub(crate) fn router(app: App, sessions: SessionLayer) -> Router {
             "/reset/confirm",
             get(reset_confirm_form).post(reset_confirm),
         )
-        .route("/operator", get(operator))
-        .route("/operator/stage", post(stage))
-        .route("/operator/promote", post(promote))
-        .route("/operator/retire", post(retire))
         .route("/metrics", get(metrics))
         .route("/api/whoami", get(api_whoami))
         .route("/api/visit", post(api_visit))
-        .route("/api/ring", get(api_ring))
+        .merge(rotation::routes())
         .layer(sessions)
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            csrf::same_origin,
+        ))
+        .layer(middleware::from_fn(csrf::page_headers))
         .with_state(app)
 }
 
-fn see_other(to: &str) -> Response {
+pub(crate) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
-async fn home(State(app): State<App>, session: Session) -> Result<Response, SessionError> {
-    let user = current_user(&session, app.users.as_ref()).await?;
-    let visits: u64 = session
-        .get::<u64>("visits")
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(0)
-        + 1;
+/// A form with no fields but its CSRF token.
+#[derive(Deserialize)]
+pub(crate) struct NoFields {}
+
+/// Counts a visit in a session that already holds something (a login, an
+/// operator's mark); an empty session stays empty, so a visitor without a
+/// session gets no row. Returns the count.
+async fn count_visit(session: &Session) -> Result<u64, SessionError> {
+    let seen = visits(session).await;
+    if session.is_empty().await? {
+        return Ok(seen);
+    }
+    let visits = seen + 1;
     session.insert("visits", visits).await?;
+    Ok(visits)
+}
+
+async fn home(
+    State(app): State<App>,
+    session: Session,
+    csrf: Csrf,
+) -> Result<Response, SessionError> {
+    let user = current_user(&session, app.users.as_ref()).await?;
+    let visits = count_visit(&session).await?;
     let key = session
         .key_id()
         .await?
         .map_or_else(|| "none".to_owned(), |k| k.to_string());
     let primary = app.ring.current().primary().id().to_string();
-    Ok(pages::home(
-        user.as_ref().map(|u| u.username.as_str()),
-        &key,
-        &primary,
-        visits,
-    )
-    .into_response())
+    let name = user.as_ref().map(|u| u.username.as_str());
+    let page = pages::home(name, name.map(|_| csrf.token()), &key, &primary, visits);
+    // The logout form's token cookie, only when there is a form.
+    Ok(if user.is_some() {
+        csrf.respond(page)
+    } else {
+        page.into_response()
+    })
 }
 
 /// What `/api/whoami` and `/api/visit` answer: who the session belongs to,
@@ -125,26 +155,15 @@ async fn api_whoami(State(app): State<App>, session: Session) -> Result<Response
 }
 
 /// Counts a visit in the session (a write: the session is saved) and answers
-/// like `/api/whoami`.
+/// like `/api/whoami`. A session that holds nothing is not made for it.
 async fn api_visit(State(app): State<App>, session: Session) -> Result<Response, SessionError> {
-    let visits = visits(&session).await + 1;
-    session.insert("visits", visits).await?;
-    Ok(axum::Json(whoami_json(&app, &session, visits).await?).into_response())
-}
-
-/// The ring in force: key ids and roles, never secrets.
-async fn api_ring(State(app): State<App>) -> Response {
-    let keys: Vec<serde_json::Value> = ring_rows(&app)
-        .into_iter()
-        .map(|(id, role, retire_after)| {
-            serde_json::json!({"key_id": id, "role": role, "retire_after": retire_after})
-        })
-        .collect();
-    axum::Json(serde_json::json!({
-        "primary_key_id": app.ring.current().primary().id().to_string(),
-        "keys": keys,
-    }))
-    .into_response()
+    // Who first: a session whose login no longer holds is emptied, and not counted.
+    let mut json = whoami_json(&app, &session, 0).await?;
+    let visits = count_visit(&session).await?;
+    if let Some(v) = json.get_mut("visits") {
+        *v = serde_json::Value::from(visits);
+    }
+    Ok(axum::Json(json).into_response())
 }
 
 /// Username and password of the sign-up and login forms.
@@ -154,68 +173,93 @@ struct Credentials {
     password: String,
 }
 
-async fn signup_form() -> Response {
-    pages::signup(None).into_response()
+async fn signup_form(csrf: Csrf) -> Response {
+    let page = pages::signup(csrf.token(), None);
+    csrf.respond(page)
+}
+
+/// Logs `user` in on `session` and records the login (which ends every
+/// reset link made before it); the CSRF token is rotated.
+async fn log_in(
+    app: &App,
+    session: &Session,
+    user: &User,
+    mut csrf: Csrf,
+) -> Result<Response, SessionError> {
+    login(session, &user.id, &user.password_hash, BACKEND).await?;
+    app.users.record_login(&user.id, session.now());
+    csrf.rotate(app.csrf);
+    Ok(csrf.respond(see_other("/")))
 }
 
 async fn signup(
     State(app): State<App>,
     session: Session,
-    Form(f): Form<Credentials>,
+    CsrfForm { form: f, csrf }: CsrfForm<Credentials>,
 ) -> Result<Response, SessionError> {
     let name = f.username.trim();
-    if name.is_empty() || name.len() > 150 || f.password.is_empty() {
+    if name.is_empty() || name.len() > MAX_USERNAME || f.password.is_empty() {
         return Ok((
             StatusCode::BAD_REQUEST,
-            pages::signup(Some(
-                "Give a username (up to 150 characters) and a password.",
-            )),
+            pages::signup(
+                csrf.token(),
+                Some("Give a username (up to 150 characters) and a password."),
+            ),
         )
             .into_response());
     }
     let Some(user) = app.users.create(name, &f.password) else {
         return Ok((
             StatusCode::CONFLICT,
-            pages::signup(Some("That username is taken.")),
+            pages::signup(csrf.token(), Some("That username is taken.")),
         )
             .into_response());
     };
-    login(&session, &user.id, &user.password_hash, BACKEND).await?;
-    Ok(see_other("/"))
+    log_in(&app, &session, &user, csrf).await
 }
 
-async fn login_form() -> Response {
-    pages::login(None).into_response()
+async fn login_form(csrf: Csrf) -> Response {
+    let page = pages::login(csrf.token(), None);
+    csrf.respond(page)
 }
 
 async fn do_login(
     State(app): State<App>,
     session: Session,
-    Form(f): Form<Credentials>,
+    CsrfForm { form: f, csrf }: CsrfForm<Credentials>,
 ) -> Result<Response, SessionError> {
     match app.users.by_name(f.username.trim()) {
         Some(user) if check_password(&f.password, &user.password_hash) => {
-            login(&session, &user.id, &user.password_hash, BACKEND).await?;
-            Ok(see_other("/"))
+            log_in(&app, &session, &user, csrf).await
         }
         _ => Ok((
             StatusCode::UNAUTHORIZED,
-            pages::login(Some("Wrong username or password.")),
+            pages::login(csrf.token(), Some("Wrong username or password.")),
         )
             .into_response()),
     }
 }
 
-async fn do_logout(session: Session) -> Result<Response, SessionError> {
+async fn do_logout(
+    session: Session,
+    CsrfForm {
+        form: NoFields {}, ..
+    }: CsrfForm<NoFields>,
+) -> Result<Response, SessionError> {
     logout(&session).await?;
     Ok(see_other("/"))
 }
 
-async fn password_form(State(app): State<App>, session: Session) -> Result<Response, SessionError> {
+async fn password_form(
+    State(app): State<App>,
+    session: Session,
+    csrf: Csrf,
+) -> Result<Response, SessionError> {
     if current_user(&session, app.users.as_ref()).await?.is_none() {
         return Ok(see_other("/login"));
     }
-    Ok(pages::password(None).into_response())
+    let page = pages::password(csrf.token(), None);
+    Ok(csrf.respond(page))
 }
 
 /// The change-password form.
@@ -228,7 +272,7 @@ struct PasswordChange {
 async fn change_password(
     State(app): State<App>,
     session: Session,
-    Form(f): Form<PasswordChange>,
+    CsrfForm { form: f, csrf }: CsrfForm<PasswordChange>,
 ) -> Result<Response, SessionError> {
     let Some(user) = current_user(&session, app.users.as_ref()).await? else {
         return Ok(see_other("/login"));
@@ -236,14 +280,14 @@ async fn change_password(
     if !check_password(&f.old_password, &user.password_hash) {
         return Ok((
             StatusCode::BAD_REQUEST,
-            pages::password(Some("The current password is wrong.")),
+            pages::password(csrf.token(), Some("The current password is wrong.")),
         )
             .into_response());
     }
     if f.new_password.is_empty() {
         return Ok((
             StatusCode::BAD_REQUEST,
-            pages::password(Some("Give a new password.")),
+            pages::password(csrf.token(), Some("Give a new password.")),
         )
             .into_response());
     }
@@ -255,17 +299,24 @@ async fn change_password(
     Ok(see_other("/"))
 }
 
+/// What a reset token is made from: a new password or a new login ends it.
 fn reset_user(user: &User) -> ResetUser<'_> {
     ResetUser {
         pk: &user.id,
         password_hash: &user.password_hash,
-        last_login: None,
+        // Django: `user.last_login.replace(microsecond=0, tzinfo=None)`, in UTC.
+        last_login: user.last_login.map(|t| {
+            let t = t.to_offset(UtcOffset::UTC);
+            PrimitiveDateTime::new(t.date(), t.time())
+        }),
+        // The demo's users have no e-mail address.
         email: None,
     }
 }
 
-async fn reset_form() -> Response {
-    pages::reset(None, false).into_response()
+async fn reset_form(csrf: Csrf) -> Response {
+    let page = pages::reset(csrf.token(), false);
+    csrf.respond(page)
 }
 
 /// The reset-request form.
@@ -274,16 +325,27 @@ struct ResetRequest {
     username: String,
 }
 
-async fn reset_request(State(app): State<App>, Form(f): Form<ResetRequest>) -> Response {
-    let Some(user) = app.users.by_name(f.username.trim()) else {
-        return pages::reset(None, true).into_response();
-    };
-    let token = app
-        .reset
-        .make_at(&reset_user(&user), OffsetDateTime::now_utc());
-    let uid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(user.id.as_bytes());
-    let link = format!("/reset/confirm?uid={uid}&token={token}");
-    pages::reset(Some(&link), true).into_response()
+/// The same answer for every name; a known user's link goes to the outbox.
+async fn reset_request(
+    State(app): State<App>,
+    CsrfForm { form: f, csrf }: CsrfForm<ResetRequest>,
+) -> Response {
+    let name = f.username.trim();
+    if let Some(user) = (name.len() <= MAX_USERNAME)
+        .then(|| app.users.by_name(name))
+        .flatten()
+    {
+        let token = app
+            .reset
+            .make_at(&reset_user(&user), OffsetDateTime::now_utc());
+        let uid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(user.id.as_bytes());
+        app.outbox.send_reset_link(
+            &user.id,
+            &user.username,
+            format!("/reset/confirm?uid={uid}&token={token}"),
+        );
+    }
+    pages::reset(csrf.token(), true).into_response()
 }
 
 /// A reset link's parameters.
@@ -310,9 +372,16 @@ fn check_link(app: &App, uid: &str, token: &str) -> Option<User> {
         .map(|_| user)
 }
 
-async fn reset_confirm_form(State(app): State<App>, Query(q): Query<ResetLink>) -> Response {
+async fn reset_confirm_form(
+    State(app): State<App>,
+    csrf: Csrf,
+    Query(q): Query<ResetLink>,
+) -> Response {
     match check_link(&app, &q.uid, &q.token) {
-        Some(_) => pages::reset_confirm(&q.uid, &q.token).into_response(),
+        Some(_) => {
+            let page = pages::reset_confirm(csrf.token(), &q.uid, &q.token);
+            csrf.respond(page)
+        }
         None => (StatusCode::BAD_REQUEST, pages::reset_invalid()).into_response(),
     }
 }
@@ -327,91 +396,23 @@ struct ResetConfirm {
     new_password: String,
 }
 
-async fn reset_confirm(State(app): State<App>, Form(f): Form<ResetConfirm>) -> Response {
+async fn reset_confirm(
+    State(app): State<App>,
+    CsrfForm { form: f, csrf }: CsrfForm<ResetConfirm>,
+) -> Response {
     let Some(user) = check_link(&app, &f.uid, &f.token) else {
         return (StatusCode::BAD_REQUEST, pages::reset_invalid()).into_response();
     };
     if f.new_password.is_empty() {
         return (
             StatusCode::BAD_REQUEST,
-            pages::reset_confirm(&f.uid, &f.token),
+            pages::reset_confirm(csrf.token(), &f.uid, &f.token),
         )
             .into_response();
     }
     // A new hash: every session of the user is logged out and the link is spent.
     let _ = app.users.set_password(&user.id, &f.new_password);
     pages::reset_done().into_response()
-}
-
-fn ring_rows(app: &App) -> Vec<(String, String, String)> {
-    app.ring
-        .current()
-        .keys()
-        .map(|k| {
-            (
-                k.id().to_string(),
-                k.role().to_string(),
-                k.retire_after().map_or_else(String::new, |t| t.to_string()),
-            )
-        })
-        .collect()
-}
-
-async fn operator(State(app): State<App>) -> Response {
-    pages::operator(&ring_rows(&app), None).into_response()
-}
-
-/// Edits the ring file under its lock, then reloads the ring from it.
-fn edit_ring(
-    app: &App,
-    change: impl FnOnce(&mut RingFile, OffsetDateTime) -> Result<(), RingFileError>,
-) -> Response {
-    let now = OffsetDateTime::now_utc();
-    let var = |name: &str| std::env::var(name).ok();
-    let done = RingFile::update(&app.ring_path, OpenOptions::default(), &var, |rf| {
-        change(rf, now)
-    })
-    .and_then(|()| {
-        app.ring
-            .reload_from_file(&app.ring_path, OpenOptions::default())
-    });
-    match done {
-        Ok(()) => see_other("/operator"),
-        Err(e) => (
-            StatusCode::CONFLICT,
-            pages::operator(&ring_rows(app), Some(&e.to_string())),
-        )
-            .into_response(),
-    }
-}
-
-async fn stage(State(app): State<App>) -> Response {
-    edit_ring(&app, |rf, now| {
-        rf.stage(now, keyroll::ringfile::DEFAULT_SECRET_LEN);
-        Ok(())
-    })
-}
-
-async fn promote(State(app): State<App>) -> Response {
-    edit_ring(&app, |rf, now| {
-        rf.promote(None, PROMOTE_GRACE, Duration::ZERO, true, now)
-            .map(drop)
-    })
-}
-
-async fn retire(State(app): State<App>) -> Response {
-    edit_ring(&app, |rf, _| {
-        let fallbacks: Vec<_> = rf
-            .entries
-            .iter()
-            .filter(|e| e.role == Role::Fallback)
-            .map(|e| e.id())
-            .collect();
-        for id in fallbacks {
-            rf.retire(id)?;
-        }
-        Ok(())
-    })
 }
 
 async fn metrics(State(app): State<App>) -> Response {

@@ -3,6 +3,8 @@
 //! load balancer), and a key rotation played on the fleet while the load
 //! runs — the way an operator plays it: each instance has its own ring file,
 //! changed with the `keyroll ring …` command, then `kill -HUP` to reload it.
+//! The drill reads each instance's ring from `/api/ring` with the fleet's
+//! operator token (a file of mode 0600 every instance is given).
 //!
 //! Two rotations:
 //!
@@ -16,8 +18,8 @@
 //!
 //! What is counted (see [`Report`]):
 //!
-//! - **requests**: every HTTP request a user made (log-ins, reads, writes,
-//!   and the final check);
+//! - **requests**: every HTTP request a user made (log-ins — the login form's
+//!   GET for its CSRF token, then the POST —, reads, writes, and the final check);
 //! - **error requests**: requests that failed to connect or complete, or were
 //!   answered with a status other than 2xx (a log-in's 303 is its success);
 //! - **users logged out**: users who, at least once, were answered as somebody
@@ -300,6 +302,23 @@ fn random_lower(n: usize) -> String {
         .collect()
 }
 
+/// Writes a new file of mode 0600 (never over an existing one).
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)?;
+    Ok(())
+}
+
 /// One running demo instance.
 struct Instance {
     child: Child,
@@ -353,8 +372,19 @@ async fn run_in(
     names: &Names,
     dir: &Path,
 ) -> anyhow::Result<Report> {
+    // The operator token every instance reads (`--operator-token-file`); the
+    // drill's control client sends it to `/api/ring`, the users never have it.
+    let token_file = dir.join("operator-token");
+    let token = random_lower(48);
+    write_private(&token_file, token.as_bytes())?;
+    let mut auth = reqwest::header::HeaderValue::try_from(format!("Bearer {token}"))?;
+    auth.set_sensitive(true);
     let control = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .default_headers(reqwest::header::HeaderMap::from_iter([(
+            reqwest::header::AUTHORIZATION,
+            auth,
+        )]))
         .build()?;
 
     // Key A: one ring file made with `keyroll ring init`, deployed (copied) to every instance.
@@ -380,7 +410,7 @@ async fn run_in(
     // The instances, one after the other (the first creates the table).
     let mut fleet = Vec::new();
     for (i, ring) in rings.iter().enumerate() {
-        let inst = start_instance(cfg, names, ring, &users_file, i + 1).await?;
+        let inst = start_instance(cfg, names, ring, &users_file, &token_file, i + 1).await?;
         wait_ready(&control, &inst).await?;
         fleet.push(inst);
     }
@@ -396,6 +426,7 @@ async fn start_instance(
     names: &Names,
     ring: &Path,
     users: &Path,
+    token_file: &Path,
     n: usize,
 ) -> anyhow::Result<Instance> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -416,6 +447,10 @@ async fn start_instance(
         .arg(ring)
         .arg("--users")
         .arg(users)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--operator-token-file")
+        .arg(token_file)
         .args(["--mode", "server", "--watch-ms", "0"])
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -827,11 +862,23 @@ impl SimUser {
     async fn login(&mut self, bases: &[String], stats: &Stats) -> bool {
         for _ in 0..20 {
             let base = self.pick(bases);
+            // The login form first: its CSRF token (a cookie and the same
+            // value in the form), as a browser gets it.
+            Stats::add(&stats.requests);
+            let token = match self.csrf_token(base).await {
+                Ok(t) => t,
+                Err(e) => {
+                    stats.error(format!("GET {base}/login: {e}"));
+                    self.think().await;
+                    continue;
+                }
+            };
             Stats::add(&stats.requests);
             Stats::add(&stats.logins);
             let form = [
                 ("username", self.name.as_str()),
                 ("password", self.password.as_str()),
+                ("csrfmiddlewaretoken", token.as_str()),
             ];
             match self
                 .client
@@ -858,6 +905,19 @@ impl SimUser {
             self.think().await;
         }
         false
+    }
+
+    /// The login form's CSRF token (the page sets its cookie).
+    async fn csrf_token(&self, base: &str) -> anyhow::Result<String> {
+        let html = self
+            .client
+            .get(format!("{base}/login"))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        csrf_field(&html).context("no CSRF field on the login page")
     }
 
     async fn whoami(&self, base: &str, stats: &Stats) -> Option<Whoami> {
@@ -965,6 +1025,13 @@ async fn answer(
             None
         }
     }
+}
+
+/// The value of a page's hidden `csrfmiddlewaretoken` field.
+fn csrf_field(html: &str) -> Option<String> {
+    const FIELD: &str = r#"name="csrfmiddlewaretoken" value=""#;
+    let rest = html.get(html.find(FIELD)? + FIELD.len()..)?;
+    Some(rest.get(..rest.find('"')?)?.to_owned())
 }
 
 /// The `sessionid` cookie the jar would send to `base`.

@@ -5,8 +5,12 @@
 //! DEMO ONLY: see the binary's documentation for what is not production grade.
 
 mod app;
+mod csrf;
 pub mod drill;
+mod operator;
+mod outbox;
 mod pages;
+mod rotation;
 pub mod server;
 mod users;
 

@@ -13,6 +13,7 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
+use time::OffsetDateTime;
 
 /// One user. `Debug` leaves the password hash out.
 #[derive(Clone, Serialize, Deserialize)]
@@ -23,6 +24,11 @@ pub(crate) struct User {
     pub(crate) username: String,
     /// Stored password hash (`sha256$salt$hex`).
     pub(crate) password_hash: String,
+    /// When the user last logged in on this instance (Django's
+    /// `user.last_login`; a reset token made before a login dies with it).
+    /// Not in the users file.
+    #[serde(skip)]
+    pub(crate) last_login: Option<OffsetDateTime>,
 }
 
 impl fmt::Debug for User {
@@ -30,6 +36,7 @@ impl fmt::Debug for User {
         f.debug_struct("User")
             .field("id", &self.id)
             .field("username", &self.username)
+            .field("last_login", &self.last_login)
             .finish_non_exhaustive()
     }
 }
@@ -99,9 +106,17 @@ impl Users {
             id: inner.next.to_string(),
             username: username.to_owned(),
             password_hash: hash_password(password),
+            last_login: None,
         };
         inner.by_id.insert(user.id.clone(), user.clone());
         Some(user)
+    }
+
+    /// Records a login at `now` (Django's `update_last_login`).
+    pub(crate) fn record_login(&self, id: &str, now: OffsetDateTime) {
+        if let Some(user) = self.lock().by_id.get_mut(id) {
+            user.last_login = Some(now);
+        }
     }
 
     /// The user with this name.
@@ -157,6 +172,7 @@ pub fn write_users_file(path: &Path, users: &[(String, String)]) -> anyhow::Resu
             id: (i + 1).to_string(),
             username: name.clone(),
             password_hash: hash_password(password),
+            last_login: None,
         });
     }
     let mut opts = std::fs::OpenOptions::new();

@@ -1,6 +1,7 @@
 //! Real-browser key rotation: a headless Chromium (Debian's `chromium`, driven by
 //! `tests/browser/run.mjs` through playwright-core) signs up to `keyroll-demo`,
-//! logs out and in, stages, promotes and retires keys through `/operator`, and
+//! logs out and in, opens `/operator` with the operator token (read from the
+//! demo's token file by the script), stages, promotes and retires keys there, and
 //! checks the session survives and moves to the new key. Once per mode (`cookie`,
 //! `server`), each with its own demo process, SQLite database and ring file
 //! (`tests/browser/README.md` lists every check).
@@ -115,15 +116,16 @@ impl Demo {
             };
             let log_path = dir.join(format!("demo-{attempt}.log"));
             let log = File::create(&log_path).unwrap();
+            // The database, ring file and operator token: the defaults in the data directory.
             let mut child = Command::new(DEMO)
                 .arg("--listen")
                 .arg(addr.to_string())
-                .arg("--database")
-                .arg(format!("sqlite://{}", dir.join("demo.db").display()))
-                .arg("--keyring")
-                .arg(dir.join("ring.toml"))
+                .arg("--data-dir")
+                .arg(dir.join("data"))
                 .arg("--mode")
                 .arg(mode)
+                // The browser promotes right after staging.
+                .args(["--min-staged", "0s"])
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
@@ -158,11 +160,18 @@ impl Demo {
     }
 
     fn ring_path(&self) -> PathBuf {
-        self.dir.join("ring.toml")
+        self.dir.join("data").join("ring.toml")
     }
 
     fn database_url(&self) -> String {
-        format!("sqlite://{}", self.dir.join("demo.db").display())
+        format!(
+            "sqlite://{}",
+            self.dir.join("data").join("demo.db").display()
+        )
+    }
+
+    fn operator_token_file(&self) -> PathBuf {
+        self.dir.join("data").join("operator-token")
     }
 
     fn logs(&self) -> String {
@@ -203,6 +212,8 @@ fn run_browser(demo: &Demo, mode: &str, out: &Path) -> (ExitStatus, String, Stri
         .arg(out)
         .arg("--mode")
         .arg(mode)
+        .arg("--operator-token-file")
+        .arg(demo.operator_token_file())
         .stdin(Stdio::null())
         .stdout(File::create(&stdout_path).unwrap())
         .stderr(File::create(&stderr_path).unwrap())

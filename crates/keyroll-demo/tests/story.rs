@@ -8,147 +8,11 @@
     clippy::indexing_slicing
 )]
 
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
-struct Demo {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start(mode: &str) -> Demo {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_keyroll-demo"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--database",
-            &format!("sqlite://{}", dir.path().join("demo.db").display()),
-            "--keyring",
-            &dir.path().join("ring.toml").display().to_string(),
-            "--mode",
-            mode,
-            "--watch-ms",
-            "100",
-        ])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let demo = Demo {
-        child,
-        base,
-        _dir: dir,
-    };
-    for _ in 0..300 {
-        if reqwest::get(format!("{}/login", demo.base)).await.is_ok() {
-            return demo;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the demo did not start");
-}
-
-struct Browser {
-    client: reqwest::Client,
-    base: String,
-}
-
-impl Browser {
-    fn new(demo: &Demo) -> Self {
-        let jar = Arc::new(reqwest::cookie::Jar::default());
-        Self {
-            client: reqwest::Client::builder()
-                .cookie_provider(jar)
-                .build()
-                .unwrap(),
-            base: demo.base.clone(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
-        let r = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-
-    /// `(whoami, session-key-id, primary-key-id, visits)` from the home page.
-    async fn home(&self) -> (String, String, String, u64) {
-        let (status, html) = self.get("/").await;
-        assert_eq!(status, 200, "{html}");
-        (
-            by_id(&html, "whoami"),
-            by_id(&html, "session-key-id"),
-            by_id(&html, "primary-key-id"),
-            by_id(&html, "visits").parse().unwrap(),
-        )
-    }
-}
-
-/// The text of the element with this id.
-fn by_id(html: &str, id: &str) -> String {
-    let at = html
-        .find(&format!("id=\"{id}\""))
-        .unwrap_or_else(|| panic!("no #{id} in {html}"));
-    let rest = &html[at..];
-    let start = rest.find('>').unwrap() + 1;
-    let end = rest[start..].find('<').unwrap();
-    rest[start..start + end].to_owned()
-}
-
-fn href(html: &str, id: &str) -> String {
-    let at = html.find(&format!("id=\"{id}\"")).unwrap();
-    let rest = &html[at..];
-    let start = rest.find("href=\"").unwrap() + 6;
-    let end = rest[start..].find('"').unwrap();
-    rest[start..start + end].replace("&amp;", "&")
-}
-
-fn ring_rows(html: &str) -> Vec<(String, String)> {
-    html.split("<tr class=\"key\"")
-        .skip(1)
-        .map(|row| (by_id_class(row, "key-id"), by_id_class(row, "role")))
-        .collect()
-}
-
-fn by_id_class(html: &str, class: &str) -> String {
-    let at = html.find(&format!("class=\"{class}")).unwrap();
-    let rest = &html[at..];
-    let start = rest.find('>').unwrap() + 1;
-    let end = rest[start..].find('<').unwrap();
-    rest[start..start + end].to_owned()
-}
+use support::{by_id, link_parts, ring_rows, start, Browser};
 
 async fn whole_story(mode: &str) {
     let demo = start(mode).await;
@@ -170,7 +34,11 @@ async fn whole_story(mode: &str) {
         ("/reset", &["reset-form", "username", "reset-submit"][..]),
         (
             "/operator",
-            &["ring", "stage-submit", "promote-submit", "retire-submit"][..],
+            &[
+                "operator-login-form",
+                "operator-token",
+                "operator-login-submit",
+            ][..],
         ),
     ] {
         let (status, html) = alice.get(path).await;
@@ -178,6 +46,16 @@ async fn whole_story(mode: &str) {
         for id in ids {
             assert!(html.contains(&format!("id=\"{id}\"")), "{path} #{id}");
         }
+        assert!(
+            html.contains("name=\"csrfmiddlewaretoken\""),
+            "{path}: CSRF field"
+        );
+    }
+    operator.operator_login(&demo).await;
+    let (status, html) = operator.get("/operator").await;
+    assert_eq!(status, 200);
+    for id in ["ring", "stage-submit", "promote-submit", "retire-submit"] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "/operator #{id}");
     }
     let (who, key, primary_a, _) = alice.home().await;
     assert_eq!((who.as_str(), key.as_str()), ("anonymous", "none"));
@@ -213,9 +91,10 @@ async fn whole_story(mode: &str) {
     let (who, key, _, _) = alice.home().await;
     assert_eq!((who.as_str(), key.as_str()), ("alice", primary_a.as_str()));
 
-    // A reset link made under key A.
+    // A reset link made under key A, mailed (to the outbox), not shown.
     let (_, html) = alice.post("/reset", &[("username", "alice")]).await;
-    let link = href(&html, "reset-link");
+    assert!(html.contains("id=\"reset-sent\"") && !html.contains("/reset/confirm"));
+    let link = demo.wait_for_mail("alice", 1).await;
     assert!(link.starts_with("/reset/confirm?uid="), "{link}");
 
     // Stage B.
@@ -277,22 +156,13 @@ async fn whole_story(mode: &str) {
     assert_eq!(bob.home().await.0, "bob");
 
     // A fresh reset link, used: Bob's sessions are logged out, the new password works.
-    let (_, html) = bob.post("/reset", &[("username", "bob")]).await;
-    let link = href(&html, "reset-link");
-    let query = link.split_once('?').unwrap().1;
-    let mut uid = "";
-    let mut token = "";
-    for kv in query.split('&') {
-        match kv.split_once('=').unwrap() {
-            ("uid", v) => uid = v,
-            ("token", v) => token = v,
-            _ => {}
-        }
-    }
+    bob.post("/reset", &[("username", "bob")]).await;
+    let link = demo.wait_for_mail("bob", 1).await;
+    let (uid, token) = link_parts(&link);
     let (status, html) = bob
         .post(
             "/reset/confirm",
-            &[("uid", uid), ("token", token), ("new_password", "pw-b2")],
+            &[("uid", &uid), ("token", &token), ("new_password", "pw-b2")],
         )
         .await;
     assert_eq!(status, 200, "{html}");
@@ -342,13 +212,14 @@ async fn whole_story_signed_cookie_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_of_the_ring_file_is_picked_up_by_the_watch() {
     let demo = start("server").await;
-    let ring = demo._dir.path().join("ring.toml");
+    let ring = demo.ring_path();
     let now = time::OffsetDateTime::now_utc();
     let opts = keyroll::ringfile::OpenOptions::default();
     let staged =
         keyroll::ringfile::RingFile::update(&ring, opts, &|_| None, |rf| Ok(rf.stage(now, 50)))
             .unwrap();
     let b = Browser::new(&demo);
+    b.operator_login(&demo).await;
     for _ in 0..100 {
         if b.get("/operator").await.1.contains(&staged.to_string()) {
             return;
