@@ -349,7 +349,7 @@ impl RingFile {
             RingFileError::Parse {
                 path: path.to_owned(),
                 line: start.map_or(0, |at| {
-                    text.get(..at).map_or(0, |t| t.lines().count().max(1))
+                    text.get(..at).map_or(0, |t| t.matches('\n').count() + 1)
                 }),
                 message: parse_message(e.message(), start.and_then(|at| field_at(text, at))),
             }
