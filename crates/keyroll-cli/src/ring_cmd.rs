@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::Subcommand;
 use keyroll::ringfile::{
-    format_duration, parse_duration, AutoAction, OpenOptions, RingEntry, RingFile, RingFileError,
-    SecretSource, DEFAULT_SECRET_LEN,
+    format_duration, load_secret_file, parse_duration, AutoAction, OpenOptions, RingEntry,
+    RingFile, RingFileError, SecretSource, DEFAULT_SECRET_LEN,
 };
 use keyroll::{KeyId, Role, Secret};
 use time::format_description::well_known::Rfc3339;
@@ -54,7 +54,8 @@ pub(crate) enum RingCommand {
         /// Stage the secret held by this environment variable; the ring file refers to it.
         #[arg(long, value_name = "NAME")]
         secret_env: Option<String>,
-        /// Accept a ring file that group or others can read.
+        /// Accept a ring file (or secret file) that others could read or replace:
+        /// group/other permissions, another owner, a directory others can write to.
         #[arg(long)]
         allow_insecure: bool,
     },
@@ -74,7 +75,8 @@ pub(crate) enum RingCommand {
         /// Promote even if the key was staged too recently.
         #[arg(long)]
         force: bool,
-        /// Accept a ring file that group or others can read.
+        /// Accept a ring file (or secret file) that others could read or replace:
+        /// group/other permissions, another owner, a directory others can write to.
         #[arg(long)]
         allow_insecure: bool,
     },
@@ -85,7 +87,8 @@ pub(crate) enum RingCommand {
         /// The fallback key to drop.
         #[arg(value_parser = key_id_arg)]
         key_id: KeyId,
-        /// Accept a ring file that group or others can read.
+        /// Accept a ring file (or secret file) that others could read or replace:
+        /// group/other permissions, another owner, a directory others can write to.
         #[arg(long)]
         allow_insecure: bool,
     },
@@ -96,13 +99,17 @@ pub(crate) enum RingCommand {
         /// One JSON object instead of lines.
         #[arg(long)]
         json: bool,
-        /// Accept a ring file that group or others can read.
+        /// Accept a ring file (or secret file) that others could read or replace:
+        /// group/other permissions, another owner, a directory others can write to.
         #[arg(long)]
         allow_insecure: bool,
     },
     /// Lint the ring: permissions, one primary, expired fallbacks, short or duplicate secrets.
     ///
-    /// Exit status 1 when something is wrong.
+    /// Permissions: the ring file's and each secret file's owner (this user or
+    /// root), mode (nothing for group or others) and directory (not writable by
+    /// group or others unless sticky). A secret repeated across roles is a
+    /// problem too. Exit status 1 when something is wrong.
     Check {
         /// The ring file.
         file: PathBuf,
@@ -123,7 +130,8 @@ pub(crate) enum RingCommand {
         /// How long an old primary keeps verifying.
         #[arg(long, default_value = "30d", value_parser = duration_arg)]
         grace: Duration,
-        /// Accept a ring file that group or others can read.
+        /// Accept a ring file (or secret file) that others could read or replace:
+        /// group/other permissions, another owner, a directory others can write to.
         #[arg(long)]
         allow_insecure: bool,
     },
@@ -160,7 +168,7 @@ pub(crate) fn run(cmd: RingCommand) -> anyhow::Result<ExitCode> {
             secret_env,
             allow_insecure,
         } => {
-            let given = given_secret(secret_stdin, secret_file, secret_env)?;
+            let given = given_secret(secret_stdin, secret_file, secret_env, allow_insecure)?;
             let id = RingFile::update(&file, opts(allow_insecure), &env_var, |rf| match given {
                 None => Ok(rf.stage(now, DEFAULT_SECRET_LEN)),
                 Some((source, secret)) => stage_given(rf, source, secret, now),
@@ -255,6 +263,7 @@ fn given_secret(
     stdin: bool,
     file: Option<PathBuf>,
     env: Option<String>,
+    allow_insecure: bool,
 ) -> anyhow::Result<Option<(SecretSource, Secret)>> {
     use std::io::Read as _;
     let (source, bytes) = if stdin {
@@ -267,22 +276,22 @@ fn given_secret(
         if bytes.len() as u64 > MAX_GIVEN_SECRET {
             bail!("the secret on stdin is larger than 64 KiB; not a secret");
         }
+        // Kept inline, the secret is TOML text: bytes that are not UTF-8
+        // would be stored as a different key than the one given.
+        if std::str::from_utf8(&bytes).is_err() {
+            bail!("the secret on stdin is not UTF-8 text, which a ring file cannot hold inline; put it in a file (mode 600) and stage it with --secret-file PATH");
+        }
         (SecretSource::Inline, chomp(bytes))
     } else if let Some(path) = file {
         // The ring file resolves relative paths against its own directory: store an absolute one.
         let path = std::path::absolute(&path)
             .with_context(|| format!("secret file {}", path.display()))?;
-        let meta =
-            std::fs::metadata(&path).with_context(|| format!("secret file {}", path.display()))?;
-        if !meta.is_file() || meta.len() > MAX_GIVEN_SECRET {
-            bail!(
-                "secret file {}: not a regular file of at most 64 KiB",
-                path.display()
-            );
+        // The checks every later load makes (regular file, size, owner, mode, directory).
+        let secret = load_secret_file(&path, opts(allow_insecure))?;
+        if secret.is_empty() {
+            bail!("the given secret is empty");
         }
-        let bytes =
-            std::fs::read(&path).with_context(|| format!("secret file {}", path.display()))?;
-        (SecretSource::File(path), chomp(bytes))
+        return Ok(Some((SecretSource::File(path), secret)));
     } else if let Some(name) = env {
         let value = env_var(&name)
             .with_context(|| format!("the environment variable {name} is not set"))?;
@@ -379,29 +388,17 @@ fn list(rf: &RingFile, json: bool) {
 
 fn check(file: &Path, now: OffsetDateTime) -> anyhow::Result<ExitCode> {
     let mut errors = 0usize;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let meta =
-            std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            println!(
-                "error: mode {mode:04o} lets others read the secrets; chmod 600 {}",
-                file.display()
-            );
-            errors += 1;
-        }
-    }
-    let rf = match RingFile::open(file, opts(true), &env_var) {
-        Ok(rf) => rf,
+    // Opened as commands would with --allow-insecure, so that every problem
+    // (owner, mode, directory of the ring file and of its secret files) is listed.
+    let (rf, exposed) = match RingFile::open_checked(file, opts(true), &env_var) {
+        Ok(found) => found,
         Err(e @ RingFileError::Io { .. }) => return Err(e.into()),
         Err(e) => {
             println!("error: {e}");
             return Ok(ExitCode::from(1));
         }
     };
-    for f in rf.check(now) {
+    for f in exposed.into_iter().chain(rf.check(now)) {
         if f.error {
             errors += 1;
             println!("error: {}", f.message);

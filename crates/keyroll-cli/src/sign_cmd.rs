@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::Args;
-use keyroll::{Algorithm, KeyId, KeyRing, ObjectSigner, Signer, SignerBuilder, TimestampSigner};
+use keyroll::{
+    Algorithm, KeyId, KeyRing, ObjectSigner, Role, Signer, SignerBuilder, TimestampSigner,
+};
 use time::OffsetDateTime;
 
 use crate::batches::{self, BatchLine};
@@ -121,7 +123,7 @@ impl Codec {
         token: &str,
         max_age: Option<Duration>,
         now: OffsetDateTime,
-        prefixes: &[(KeyId, String)],
+        prefixes: &[(KeyId, Role, String)],
         out: &mut String,
     ) -> bool {
         let result = match self {
@@ -140,12 +142,7 @@ impl Codec {
         let start = out.len();
         match result {
             Ok((id, role, shown)) => {
-                match prefixes.iter().find(|p| p.0 == id) {
-                    Some((_, prefix)) => out.push_str(prefix),
-                    None => {
-                        let _ = write!(out, "ok\t{id}\t{role}\t");
-                    }
-                }
+                push_ok_prefix(prefixes, id, role, out);
                 let written = match shown {
                     Shown::Text(text) => {
                         out.push_str(text);
@@ -170,6 +167,17 @@ impl Codec {
                 out.push('\n');
                 false
             }
+        }
+    }
+}
+
+/// `ok<TAB>KEY_ID<TAB>ROLE<TAB>` for the key and role the signer matched
+/// (never the role of another ring entry with the same key id).
+fn push_ok_prefix(prefixes: &[(KeyId, Role, String)], id: KeyId, role: Role, out: &mut String) {
+    match prefixes.iter().find(|p| p.0 == id && p.1 == role) {
+        Some((_, _, prefix)) => out.push_str(prefix),
+        None => {
+            let _ = write!(out, "ok\t{id}\t{role}\t");
         }
     }
 }
@@ -231,9 +239,9 @@ pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let max_line = codec.max_token_len();
     // "ok<TAB>KEY_ID<TAB>ROLE<TAB>" for each key, made once.
-    let prefixes: Vec<(KeyId, String)> = ring
+    let prefixes: Vec<(KeyId, Role, String)> = ring
         .keys()
-        .map(|k| (k.id(), format!("ok\t{}\t{}\t", k.id(), k.role())))
+        .map(|k| (k.id(), k.role(), format!("ok\t{}\t{}\t", k.id(), k.role())))
         .collect();
     let all_ok = batches::run(input, &mut out, jobs, max_line, |batch, text| {
         let now = OffsetDateTime::now_utc();
@@ -261,4 +269,29 @@ pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The role printed is the one the signer matched: looking it up by key
+    /// id alone showed the first ring entry with that id, which would hide
+    /// a signer that matched a repeated secret as a fallback.
+    #[test]
+    fn verify_prints_the_role_the_signer_matched_not_the_first_entry_with_that_id() {
+        let id = keyroll::Secret::from("x").id();
+        let prefixes = [
+            (id, Role::Primary, format!("ok\t{id}\tprimary\t")),
+            (id, Role::Fallback, format!("ok\t{id}\tfallback\t")),
+        ];
+        for (role, want) in [(Role::Fallback, "fallback"), (Role::Primary, "primary")] {
+            let mut out = String::new();
+            push_ok_prefix(&prefixes, id, role, &mut out);
+            assert_eq!(out, format!("ok\t{id}\t{want}\t"));
+        }
+        let mut out = String::new();
+        push_ok_prefix(&[], id, Role::Staged, &mut out);
+        assert_eq!(out, format!("ok\t{id}\tstaged\t"));
+    }
 }

@@ -260,6 +260,12 @@ fn ring_stage_a_given_secret_on_every_server() {
     std::fs::create_dir(&c).expect("mkdir");
     let ring_c = ring_file(&c);
     std::fs::write(c.join("next.secret"), &secret).expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let private = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(c.join("next.secret"), private).expect("chmod");
+    }
     let o = run(
         keyroll()
             .current_dir(&c)

@@ -99,4 +99,28 @@ mod tests {
             1
         );
     }
+
+    /// Django's common mistake: the new `SECRET_KEY` also left in
+    /// `SECRET_KEY_FALLBACKS`. Its tokens verify as the primary (not stale),
+    /// and the ring says what was repeated, for a warning.
+    #[test]
+    fn secret_key_repeated_in_fallbacks_verifies_as_primary_and_is_reported() {
+        for vars in [
+            [
+                ("SECRET_KEY", "x-secret"),
+                ("SECRET_KEY_FALLBACKS", r#"["x-secret"]"#),
+            ],
+            [("SECRET_KEY", "x-secret"), ("OLD_SECRET_KEY", "x-secret")],
+        ] {
+            let ring = ring_from_env(env(&vars)).expect("ring");
+            let x = Secret::from("x-secret").id();
+            assert_eq!(ring.repeated(), [(x, Role::Fallback)]);
+            let signer = crate::Signer::new(&ring);
+            let token = signer.sign("v");
+            let v = signer
+                .unsign_at(&token, time::OffsetDateTime::now_utc())
+                .expect("verifies");
+            assert_eq!((v.key_id, v.role), (x, Role::Primary));
+        }
+    }
 }

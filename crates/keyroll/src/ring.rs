@@ -97,6 +97,13 @@ pub enum RingError {
 /// fallbacks in ring order), skipping fallbacks past their `retire_after`.
 /// Only the primary ever signs: no API takes a key to sign with.
 ///
+/// The ring holds each secret once. A secret given again (Django's
+/// `SECRET_KEY` repeated in `SECRET_KEY_FALLBACKS`, or a ring file listing it
+/// twice) keeps its first role in verification order, so a token it signed
+/// verifies as that role (a primary key's tokens are never stale); two
+/// fallback entries keep the later `retire_after`. [`KeyRing::repeated`] lists
+/// what was dropped, for a warning.
+///
 /// ```
 /// use keyroll::{KeyRing, Secret, Role};
 /// let ring = KeyRing::new(Secret::from("new-secret"))
@@ -108,6 +115,24 @@ pub enum RingError {
 #[derive(Clone, Debug)]
 pub struct KeyRing {
     keys: Vec<Key>,
+    repeated: Vec<(KeyId, Role)>,
+}
+
+/// Verification order of the roles: primary, staged, fallback.
+pub(crate) fn rank(role: Role) -> u8 {
+    match role {
+        Role::Primary => 0,
+        Role::Staged => 1,
+        Role::Fallback => 2,
+    }
+}
+
+/// The later of two `retire_after`s, where `None` (never) is latest.
+fn later(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        _ => None,
+    }
 }
 
 impl KeyRing {
@@ -119,7 +144,39 @@ impl KeyRing {
                 role: Role::Primary,
                 retire_after: None,
             }],
+            repeated: Vec::new(),
         }
+    }
+
+    /// Adds `key` after the keys of its role and those before it; a secret
+    /// already in the ring is kept once, in the role verified first.
+    fn add(&mut self, key: Key) {
+        let same = self
+            .keys
+            .iter()
+            .position(|k| k.secret.expose() == key.secret.expose());
+        if let Some(i) = same {
+            let Some(existing) = self.keys.get_mut(i) else {
+                return;
+            };
+            if rank(key.role) < rank(existing.role) {
+                // The new role is verified first: the key moves there.
+                self.repeated.push((existing.id(), existing.role));
+                self.keys.remove(i);
+            } else {
+                if existing.role == Role::Fallback && key.role == Role::Fallback {
+                    existing.retire_after = later(existing.retire_after, key.retire_after);
+                }
+                self.repeated.push((key.id(), key.role));
+                return;
+            }
+        }
+        let at = self
+            .keys
+            .iter()
+            .take_while(|k| rank(k.role) <= rank(key.role))
+            .count();
+        self.keys.insert(at, key);
     }
 
     /// Adds a staged (verify-only, newer) key, after the other staged keys.
@@ -128,19 +185,11 @@ impl KeyRing {
     /// [`RingError::EmptySecret`] for an empty secret.
     pub fn with_staged(mut self, secret: Secret) -> Result<Self, RingError> {
         check_secret(&secret)?;
-        let at = self
-            .keys
-            .iter()
-            .filter(|k| k.role != Role::Fallback)
-            .count();
-        self.keys.insert(
-            at,
-            Key {
-                secret,
-                role: Role::Staged,
-                retire_after: None,
-            },
-        );
+        self.add(Key {
+            secret,
+            role: Role::Staged,
+            retire_after: None,
+        });
         Ok(self)
     }
 
@@ -154,7 +203,7 @@ impl KeyRing {
         retire_after: Option<OffsetDateTime>,
     ) -> Result<Self, RingError> {
         check_secret(&secret)?;
-        self.keys.push(Key {
+        self.add(Key {
             secret,
             role: Role::Fallback,
             retire_after,
@@ -164,7 +213,7 @@ impl KeyRing {
 
     /// Builds a ring from `(secret, role, retire_after)` triples in any order;
     /// the ring orders them primary, staged, fallback, keeping the given order
-    /// within a role.
+    /// within a role, and keeps a repeated secret once (see [`KeyRing`]).
     ///
     /// # Errors
     /// [`RingError::PrimaryCount`] unless exactly one primary is given;
@@ -189,13 +238,24 @@ impl KeyRing {
         if primaries != 1 {
             return Err(RingError::PrimaryCount(primaries));
         }
-        let rank = |r: Role| match r {
-            Role::Primary => 0,
-            Role::Staged => 1,
-            Role::Fallback => 2,
-        };
         all.sort_by_key(|k| rank(k.role)); // stable: keeps order within a role
-        Ok(Self { keys: all })
+        let mut ring = Self {
+            keys: Vec::with_capacity(all.len()),
+            repeated: Vec::new(),
+        };
+        for key in all {
+            ring.add(key);
+        }
+        Ok(ring)
+    }
+
+    /// Keys that were given again with a secret already in the ring, as
+    /// `(key id, the role it was given again as)`; the ring keeps each
+    /// secret once, in the role [`KeyRing::get`] shows. Empty for a ring
+    /// without repeats. A repeat is harmless to verification but is a
+    /// mistake worth a warning (a rotation that did not happen).
+    pub fn repeated(&self) -> &[(KeyId, Role)] {
+        &self.repeated
     }
 
     /// The primary key, the only one that signs.
@@ -288,5 +348,71 @@ mod tests {
             .expect("ring");
         let roles: Vec<_> = ring.keys().map(|k| k.role()).collect();
         assert_eq!(roles, [Role::Primary, Role::Staged, Role::Fallback]);
+    }
+
+    #[test]
+    fn a_secret_given_in_two_roles_is_kept_once_in_the_role_verified_first() {
+        let x = || Secret::from("the-same-secret");
+        let ring = KeyRing::from_keys([
+            (Secret::from("f"), Role::Fallback, None),
+            (x(), Role::Fallback, None),
+            (x(), Role::Primary, None),
+            (x(), Role::Staged, None),
+        ])
+        .expect("ring");
+        let keys: Vec<_> = ring.keys().map(|k| (k.id(), k.role())).collect();
+        assert_eq!(
+            keys,
+            [
+                (x().id(), Role::Primary),
+                (Secret::from("f").id(), Role::Fallback)
+            ]
+        );
+        assert_eq!(
+            ring.repeated(),
+            [(x().id(), Role::Staged), (x().id(), Role::Fallback)]
+        );
+        assert_eq!(ring.get(x().id()).map(Key::role), Some(Role::Primary));
+        assert!(KeyRing::new(Secret::from("p")).repeated().is_empty());
+    }
+
+    #[test]
+    fn a_fallback_staged_again_moves_to_staged_and_a_repeated_fallback_keeps_the_later_date() {
+        let at = datetime!(2026-12-01 0:00 UTC);
+        let ring = KeyRing::new(Secret::from("p"))
+            .with_fallback(Secret::from("x"), Some(at))
+            .and_then(|r| r.with_fallback(Secret::from("f"), None))
+            .and_then(|r| r.with_staged(Secret::from("x")))
+            .expect("ring");
+        let roles: Vec<_> = ring.keys().map(|k| (k.id(), k.role())).collect();
+        assert_eq!(
+            roles,
+            [
+                (Secret::from("p").id(), Role::Primary),
+                (Secret::from("x").id(), Role::Staged),
+                (Secret::from("f").id(), Role::Fallback)
+            ]
+        );
+        assert_eq!(ring.repeated(), [(Secret::from("x").id(), Role::Fallback)]);
+
+        let later = at + time::Duration::days(9);
+        let ring = KeyRing::new(Secret::from("p"))
+            .with_fallback(Secret::from("x"), Some(at))
+            .and_then(|r| r.with_fallback(Secret::from("x"), Some(later)))
+            .expect("ring");
+        assert_eq!(ring.keys().count(), 2);
+        assert_eq!(
+            ring.get(Secret::from("x").id()).and_then(Key::retire_after),
+            Some(later),
+            "the repeat kept the key verifying until its later date"
+        );
+        let forever = KeyRing::new(Secret::from("p"))
+            .with_fallback(Secret::from("x"), Some(at))
+            .and_then(|r| r.with_fallback(Secret::from("x"), None))
+            .expect("ring");
+        assert_eq!(
+            forever.get(Secret::from("x").id()).map(Key::retire_after),
+            Some(None)
+        );
     }
 }

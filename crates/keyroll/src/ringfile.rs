@@ -13,9 +13,19 @@
 //! retire_after = "2026-12-28T12:00:00Z"
 //! ```
 //!
-//! Files are written atomically (a temporary file renamed over the old one)
-//! with mode 0600, under an advisory lock on `FILE.lock` so that concurrent
-//! `keyroll ring …` commands (cron on several hosts sharing a file) serialize.
+//! Files are written atomically (a temporary file with a random name, created
+//! exclusively with mode 0600 and never through a symlink, renamed over the
+//! old one), under an advisory lock on `FILE.lock` (never opened through a
+//! symlink) so that concurrent `keyroll ring …` commands (cron on several
+//! hosts sharing a file) serialize.
+//!
+//! A ring file, and every `secret_file` it names, is refused unless it is a
+//! regular file owned by the effective user (or root), that group and others
+//! cannot read or write, in a directory that group and others cannot write
+//! to (or that has the sticky bit): anyone else who can change those files
+//! controls the keys, and anyone else who can read them has them.
+//! [`OpenOptions::allow_insecure`] accepts such files anyway. The checks are
+//! made on the opened file (`fstat`), not on the path before opening it.
 
 use std::fs;
 use std::io::Write as _;
@@ -77,6 +87,34 @@ pub enum RingFileError {
         path: PathBuf,
         /// Its permission bits.
         mode: u32,
+    },
+    /// The file belongs to a user other than the effective user or root.
+    #[error("{path}: owned by uid {owner}, not by this user (uid {euid}) or root; its owner could change the keys: chown it (or pass --allow-insecure)")]
+    NotOwned {
+        /// The file.
+        path: PathBuf,
+        /// The file's owner.
+        owner: u32,
+        /// The effective user id of this process.
+        euid: u32,
+    },
+    /// Group or others may replace files in the file's directory.
+    #[error("{path}: its directory {dir} has mode {mode:04o}, so others can replace the file; chmod go-w the directory or set its sticky bit (or pass --allow-insecure)")]
+    InsecureDirectory {
+        /// The file.
+        path: PathBuf,
+        /// Its directory.
+        dir: PathBuf,
+        /// The directory's permission bits.
+        mode: u32,
+    },
+    /// A secret file cannot be used.
+    #[error("secret_file {path}: {problem}")]
+    SecretFile {
+        /// The secret file.
+        path: PathBuf,
+        /// What is wrong with it (never its contents).
+        problem: String,
     },
     /// A key's secret could not be found.
     #[error("key #{index} ({role}): {problem}")]
@@ -190,7 +228,9 @@ impl std::fmt::Debug for FileKey {
 /// How to open a ring file.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OpenOptions {
-    /// Accept a file that group or others can read.
+    /// Accept a ring file or secret file that others could read or replace:
+    /// one group or others can read, one owned by another user, or one in
+    /// a directory group or others can write to (without the sticky bit).
     pub allow_insecure: bool,
 }
 
@@ -252,50 +292,31 @@ impl RingFile {
         opts: OpenOptions,
         var: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, RingFileError> {
-        let io = |source| RingFileError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let meta = fs::metadata(path).map_err(io)?;
-        check_mode(path, &meta, opts)?;
-        // Only a regular file: opening a FIFO would block forever, and a
-        // device (`/dev/zero`) would be read until memory runs out.
-        if !meta.is_file() {
-            return Err(io(std::io::Error::other("not a regular file")));
-        }
-        let too_big = || RingFileError::Parse {
-            path: path.to_owned(),
-            line: 0,
-            message: "file is over 1 MiB; not a ring file".into(),
-        };
-        if meta.len() > MAX_RING_FILE {
-            return Err(too_big());
-        }
-        let text = {
-            use std::io::Read as _;
-            let f = fs::File::open(path).map_err(io)?;
-            if !f.metadata().map_err(io)?.is_file() {
-                return Err(io(std::io::Error::other("not a regular file")));
-            }
-            let mut bytes = Vec::new();
-            f.take(MAX_RING_FILE + 1)
-                .read_to_end(&mut bytes)
-                .map_err(io)?;
-            if bytes.len() as u64 > MAX_RING_FILE {
-                return Err(too_big());
-            }
-            String::from_utf8(bytes).map_err(|_| {
-                io(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "stream did not contain valid UTF-8",
-                ))
-            })?
-        };
-        let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, path, base, var)
+        Self::open_checked(path, opts, var).map(|(rf, _)| rf)
     }
 
-    /// Parses ring file text; `path` is used in messages, `base` resolves relative `secret_file`s.
+    /// As [`RingFile::open`], also returning the security problems that
+    /// [`OpenOptions::allow_insecure`] let through (the ring file's and its
+    /// secret files': owner, mode, directory), as error [`Finding`]s. Without
+    /// `allow_insecure` the list is empty: each of them is an error.
+    ///
+    /// # Errors
+    /// As [`RingFile::open`].
+    pub fn open_checked(
+        path: &Path,
+        opts: OpenOptions,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Self, Vec<Finding>), RingFileError> {
+        let mut waived = Vec::new();
+        let text = read_ring_text(path, opts, &mut waived)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rf = Self::parse_inner(&text, path, base, var, opts, &mut waived)?;
+        Ok((rf, waived))
+    }
+
+    /// Parses ring file text; `path` is used in messages, `base` resolves
+    /// relative `secret_file`s, which must pass the checks of
+    /// [`RingFile::open`] (owner, mode, directory).
     ///
     /// # Errors
     /// As [`RingFile::open`].
@@ -305,12 +326,33 @@ impl RingFile {
         base: &Path,
         var: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, RingFileError> {
-        let doc: FileDoc = toml::from_str(text).map_err(|e| RingFileError::Parse {
-            path: path.to_owned(),
-            line: e.span().map_or(0, |s| {
-                text.get(..s.start).map_or(0, |t| t.lines().count().max(1))
-            }),
-            message: e.message().to_owned(),
+        Self::parse_inner(
+            text,
+            path,
+            base,
+            var,
+            OpenOptions::default(),
+            &mut Vec::new(),
+        )
+    }
+
+    fn parse_inner(
+        text: &str,
+        path: &Path,
+        base: &Path,
+        var: &dyn Fn(&str) -> Option<String>,
+        opts: OpenOptions,
+        waived: &mut Vec<Finding>,
+    ) -> Result<Self, RingFileError> {
+        let doc: FileDoc = toml::from_str(text).map_err(|e| {
+            let start = e.span().map(|s| s.start);
+            RingFileError::Parse {
+                path: path.to_owned(),
+                line: start.map_or(0, |at| {
+                    text.get(..at).map_or(0, |t| t.matches('\n').count() + 1)
+                }),
+                message: parse_message(e.message(), start.and_then(|at| field_at(text, at))),
+            }
         })?;
         let mut entries = Vec::with_capacity(doc.keys.len());
         for (i, k) in doc.keys.into_iter().enumerate() {
@@ -318,10 +360,7 @@ impl RingFile {
             let role = Role::parse(&k.role).ok_or_else(|| RingFileError::Parse {
                 path: path.to_owned(),
                 line: 0,
-                message: format!(
-                    "key #{index}: role must be primary, staged or fallback, not {:?}",
-                    k.role
-                ),
+                message: format!("key #{index}: role must be primary, staged or fallback"),
             })?;
             let err = |problem: String| RingFileError::Secret {
                 index,
@@ -341,15 +380,14 @@ impl RingFile {
                     } else {
                         base.join(&file)
                     };
-                    let mut bytes = read_secret_file(&full)
-                        .map_err(|e| err(format!("secret_file {}: {e}", full.display())))?;
-                    if bytes.last() == Some(&b'\n') {
-                        bytes.pop();
-                        if bytes.last() == Some(&b'\r') {
-                            bytes.pop();
-                        }
-                    }
-                    (SecretSource::File(file), Secret::new(bytes))
+                    let mut found = Vec::new();
+                    let secret = read_secret_file(&full, opts, &mut found)
+                        .map_err(|e| err(e.to_string()))?;
+                    waived.extend(found.into_iter().map(|f| Finding {
+                        error: f.error,
+                        message: format!("key #{index} ({role}): {}", f.message),
+                    }));
+                    (SecretSource::File(file), secret)
                 }
                 _ => {
                     return Err(err(
@@ -600,7 +638,9 @@ impl RingFile {
     }
 
     /// Lints the ring at `now`: exactly one primary, fallbacks past
-    /// `retire_after` still listed, short or duplicate secrets.
+    /// `retire_after` still listed, short secrets, a secret repeated (in
+    /// one role or across roles). The file's owner, mode and directory are
+    /// checked by [`RingFile::open_checked`].
     pub fn check(&self, now: OffsetDateTime) -> Vec<Finding> {
         let mut out = Vec::new();
         let primaries = self
@@ -633,10 +673,23 @@ impl RingFile {
                     ),
                 });
             }
-            if self.entries.iter().take(i).any(|o| o.id() == id) {
+            if let Some(first) = self
+                .entries
+                .iter()
+                .take(i)
+                .find(|o| o.secret.expose() == e.secret.expose())
+            {
+                let kept = if crate::ring::rank(first.role) <= crate::ring::rank(e.role) {
+                    first.role
+                } else {
+                    e.role
+                };
                 out.push(Finding {
                     error: true,
-                    message: format!("key {id} appears more than once (the same secret twice)"),
+                    message: format!(
+                        "key {id} appears more than once (the same secret as {} and as {}); it verifies only as {kept}: remove the repeated entry",
+                        first.role, e.role
+                    ),
                 });
             }
             if e.role == Role::Fallback && e.retire_after.is_none() {
@@ -652,9 +705,27 @@ impl RingFile {
     /// Writes the file atomically with mode 0600.
     ///
     /// # Errors
-    /// [`RingFileError::Io`].
+    /// [`RingFileError::Io`]; [`RingFileError::Refused`] for an inline secret
+    /// that is not UTF-8 (a ring file keeps inline secrets as TOML text, and a
+    /// lossy copy would be another key).
     pub fn save(&self, path: &Path) -> Result<(), RingFileError> {
+        self.check_writable()?;
         write_private_atomically(path, self.to_toml().as_bytes())
+    }
+
+    fn check_writable(&self) -> Result<(), RingFileError> {
+        for e in &self.entries {
+            if matches!(e.source, SecretSource::Inline)
+                && std::str::from_utf8(e.secret.expose()).is_err()
+            {
+                return Err(RingFileError::Refused(format!(
+                    "key {} ({}): its secret is not UTF-8 text, which a ring file cannot hold inline; keep it in a file and name it with secret_file",
+                    e.id(),
+                    e.role
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Creates a new file; refuses to overwrite an existing one.
@@ -662,10 +733,14 @@ impl RingFile {
     /// # Errors
     /// [`RingFileError::Exists`], [`RingFileError::Io`].
     pub fn create_new(&self, path: &Path) -> Result<(), RingFileError> {
+        self.check_writable()?;
         let mut opts = fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            opts.mode(0o600).custom_flags(nofollow());
+        }
         let mut f = opts.open(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 RingFileError::Exists(path.to_owned())
@@ -695,16 +770,11 @@ impl RingFile {
         change: impl FnOnce(&mut RingFile) -> Result<T, RingFileError>,
     ) -> Result<T, RingFileError> {
         let lock_path = lock_path(path);
-        let io = |source| RingFileError::Io {
+        let lock = open_lock(&lock_path, opts)?;
+        lock.lock().map_err(|source| RingFileError::Io {
             path: lock_path.clone(),
             source,
-        };
-        let mut lo = fs::OpenOptions::new();
-        lo.create(true).truncate(false).write(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut lo, 0o600);
-        let lock = lo.open(&lock_path).map_err(io)?;
-        lock.lock().map_err(io)?;
+        })?;
         let mut rf = Self::open(path, opts, var)?;
         let out = change(&mut rf)?;
         rf.save(path)?;
@@ -718,23 +788,161 @@ const MAX_SECRET_FILE: u64 = 64 * 1024;
 /// Largest ring file read.
 const MAX_RING_FILE: u64 = 1 << 20;
 
-/// Reads a secret file: a regular file of at most [`MAX_SECRET_FILE`] bytes.
-fn read_secret_file(path: &Path) -> std::io::Result<Vec<u8>> {
+/// Reads and checks a secret file as a ring file's `secret_file` is read: a
+/// regular file of at most 64 KiB, owned by the effective user or root, that
+/// group and others can neither read nor write, in a directory they cannot
+/// write to (unless sticky); symlinks are followed (mounted secrets are
+/// symlinks) and the checks apply to the file opened. One trailing newline
+/// (`\n` or `\r\n`) is dropped. `opts.allow_insecure` accepts a file that
+/// fails the owner, mode or directory checks.
+///
+/// # Errors
+/// [`RingFileError::SecretFile`], naming the path and the problem, never the contents.
+pub fn load_secret_file(path: &Path, opts: OpenOptions) -> Result<Secret, RingFileError> {
+    read_secret_file(path, opts, &mut Vec::new())
+}
+
+fn read_secret_file(
+    path: &Path,
+    opts: OpenOptions,
+    waived: &mut Vec<Finding>,
+) -> Result<Secret, RingFileError> {
     use std::io::Read as _;
-    // Check before opening: opening a FIFO with no writer would block forever.
-    if !fs::metadata(path)?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
+    let fail = |problem: String| RingFileError::SecretFile {
+        path: path.to_owned(),
+        problem,
+    };
+    let (f, meta) = open_regular(path).map_err(|e| fail(e.to_string()))?;
+    if meta.len() > MAX_SECRET_FILE {
+        return Err(fail("larger than 64 KiB; not a secret".into()));
     }
-    let f = fs::File::open(path)?;
-    if !f.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
+    for problem in exposures(path, &meta) {
+        if !opts.allow_insecure {
+            return Err(fail(format!(
+                "{} (or pass --allow-insecure)",
+                problem.describe()
+            )));
+        }
+        waived.push(Finding {
+            error: true,
+            message: format!("secret_file {}: {}", path.display(), problem.describe()),
+        });
     }
     let mut bytes = Vec::new();
-    f.take(MAX_SECRET_FILE + 1).read_to_end(&mut bytes)?;
+    f.take(MAX_SECRET_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
     if bytes.len() as u64 > MAX_SECRET_FILE {
-        return Err(std::io::Error::other("larger than 64 KiB; not a secret"));
+        return Err(fail("larger than 64 KiB; not a secret".into()));
     }
-    Ok(bytes)
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+    }
+    Ok(Secret::new(bytes))
+}
+
+/// Opens and checks a ring file and reads its text (at most [`MAX_RING_FILE`] bytes).
+fn read_ring_text(
+    path: &Path,
+    opts: OpenOptions,
+    waived: &mut Vec<Finding>,
+) -> Result<String, RingFileError> {
+    use std::io::Read as _;
+    let io = |source| RingFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let (f, meta) = open_regular(path).map_err(io)?;
+    for problem in exposures(path, &meta) {
+        if !opts.allow_insecure {
+            return Err(problem.into_error(path));
+        }
+        waived.push(Finding {
+            error: true,
+            message: format!("{}: {}", path.display(), problem.describe()),
+        });
+    }
+    let too_big = || RingFileError::Parse {
+        path: path.to_owned(),
+        line: 0,
+        message: "file is over 1 MiB; not a ring file".into(),
+    };
+    if meta.len() > MAX_RING_FILE {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_RING_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_RING_FILE {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
+    })
+}
+
+/// Opens `path` for reading (following symlinks) without blocking on a FIFO
+/// or becoming a controlling terminal, and returns it with its `fstat`
+/// metadata; anything but a regular file is refused before any read.
+fn open_regular(path: &Path) -> std::io::Result<(fs::File, fs::Metadata)> {
+    let mut o = fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Opening a FIFO with no writer would block forever without O_NONBLOCK.
+        o.custom_flags(flag(rustix::fs::OFlags::NONBLOCK) | flag(rustix::fs::OFlags::NOCTTY));
+    }
+    let f = o.open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok((f, meta))
+}
+
+/// Opens (creating it, mode 0600) the lock file, never through a symlink and
+/// never blocking on a FIFO; refuses one that is not a regular file, or (unless
+/// `allow_insecure`) one another user owns, who could hold the lock forever.
+fn open_lock(lock_path: &Path, opts: OpenOptions) -> Result<fs::File, RingFileError> {
+    let io = |source| RingFileError::Io {
+        path: lock_path.to_owned(),
+        source,
+    };
+    let mut lo = fs::OpenOptions::new();
+    lo.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        lo.mode(0o600)
+            .custom_flags(nofollow() | flag(rustix::fs::OFlags::NONBLOCK));
+    }
+    let lock = lo.open(lock_path).map_err(|e| {
+        if is_symlink_refusal(&e) {
+            io(std::io::Error::other(
+                "is a symbolic link; refusing to follow it (remove it)",
+            ))
+        } else {
+            io(e)
+        }
+    })?;
+    let meta = lock.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(io(std::io::Error::other("not a regular file")));
+    }
+    if !opts.allow_insecure {
+        if let Some(problem) = owner_problem(&meta) {
+            return Err(problem.into_error(lock_path));
+        }
+    }
+    Ok(lock)
 }
 
 fn lock_path(path: &Path) -> PathBuf {
@@ -746,22 +954,204 @@ fn lock_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-#[cfg(unix)]
-fn check_mode(path: &Path, meta: &fs::Metadata, opts: OpenOptions) -> Result<(), RingFileError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 && !opts.allow_insecure {
-        return Err(RingFileError::InsecurePermissions {
-            path: path.to_owned(),
-            mode,
-        });
+/// Why a ring or secret file could be read or replaced by someone else.
+#[derive(Debug)]
+enum Exposure {
+    /// Owned by neither the effective user nor root.
+    Owner { owner: u32, euid: u32 },
+    /// Group or others have some permission on it.
+    Mode(u32),
+    /// Its directory is writable by group or others and not sticky.
+    Dir { dir: PathBuf, mode: u32 },
+}
+
+impl Exposure {
+    /// The problem and its fix, without the `--allow-insecure` way out.
+    fn describe(&self) -> String {
+        match self {
+            Exposure::Owner { owner, euid } => format!(
+                "owned by uid {owner}, not by this user (uid {euid}) or root; its owner could change the keys: chown it"
+            ),
+            Exposure::Mode(mode) => {
+                format!("mode {mode:04o} lets others read the secrets; chmod 600 it")
+            }
+            Exposure::Dir { dir, mode } => format!(
+                "its directory {} has mode {mode:04o}, so others can replace the file; chmod go-w the directory or set its sticky bit",
+                dir.display()
+            ),
+        }
     }
-    Ok(())
+
+    fn into_error(self, path: &Path) -> RingFileError {
+        let path = path.to_owned();
+        match self {
+            Exposure::Owner { owner, euid } => RingFileError::NotOwned { path, owner, euid },
+            Exposure::Mode(mode) => RingFileError::InsecurePermissions { path, mode },
+            Exposure::Dir { dir, mode } => RingFileError::InsecureDirectory { path, dir, mode },
+        }
+    }
+}
+
+/// The owner, mode and directory problems of an opened file (`meta` from
+/// `fstat`); `path` names it, to find its directory.
+#[cfg(unix)]
+fn exposures(path: &Path, meta: &fs::Metadata) -> Vec<Exposure> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out = Vec::new();
+    out.extend(owner_problem(meta));
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        out.push(Exposure::Mode(mode));
+    }
+    // The directory the path names, and the one the file really is in (a
+    // mounted secret is a symlink into another directory).
+    let named = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_owned();
+    let real = fs::canonicalize(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_owned));
+    let named_real = fs::canonicalize(&named).ok();
+    let mut dirs = vec![named];
+    if let Some(real) = real.filter(|r| named_real.as_ref() != Some(r)) {
+        dirs.push(real);
+    }
+    for dir in dirs {
+        if let Ok(m) = fs::metadata(&dir) {
+            let mode = m.mode() & 0o7777;
+            if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+                out.push(Exposure::Dir { dir, mode });
+            }
+        }
+    }
+    out
 }
 
 #[cfg(not(unix))]
-fn check_mode(_: &Path, _: &fs::Metadata, _: OpenOptions) -> Result<(), RingFileError> {
-    Ok(())
+fn exposures(_: &Path, _: &fs::Metadata) -> Vec<Exposure> {
+    Vec::new()
+}
+
+/// A file owned by neither the effective user nor root.
+#[cfg(unix)]
+fn owner_problem(meta: &fs::Metadata) -> Option<Exposure> {
+    use std::os::unix::fs::MetadataExt as _;
+    let owner = meta.uid();
+    let euid = rustix::process::geteuid().as_raw();
+    (owner != euid && owner != 0).then_some(Exposure::Owner { owner, euid })
+}
+
+#[cfg(not(unix))]
+fn owner_problem(_: &fs::Metadata) -> Option<Exposure> {
+    None
+}
+
+#[cfg(unix)]
+fn flag(f: rustix::fs::OFlags) -> i32 {
+    f.bits() as i32
+}
+
+#[cfg(unix)]
+fn nofollow() -> i32 {
+    flag(rustix::fs::OFlags::NOFOLLOW)
+}
+
+/// `open` with `O_NOFOLLOW` met a symlink (`ELOOP`).
+fn is_symlink_refusal(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
+    }
+}
+
+/// Fields of a ring file, which a parse message may name.
+const FIELDS: &[&str] = &[
+    "keys",
+    "role",
+    "secret",
+    "secret_env",
+    "secret_file",
+    "created",
+    "staged_at",
+    "promoted_at",
+    "retire_after",
+];
+
+const DATE_FIELDS: &[&str] = &["created", "staged_at", "promoted_at", "retire_after"];
+
+/// The known field whose `name = value` line holds byte `at` of `text`, if any.
+fn field_at(text: &str, at: usize) -> Option<&'static str> {
+    let before = text.get(..at)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(line_start..)?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    FIELDS.iter().copied().find(|f| *f == key)
+}
+
+/// A parse error's message that never repeats a value from the file: TOML's
+/// own messages quote values (`invalid type: integer `918273645546372819``)
+/// and unknown keys, which may be secrets pasted in the wrong place.
+fn parse_message(raw: &str, field: Option<&'static str>) -> String {
+    let named = field.map_or(String::new(), |f| format!("{f}: "));
+    if let Some(f) = field.filter(|f| DATE_FIELDS.contains(f)) {
+        return format!(
+            "{f}: not a date; write a quoted RFC 3339 time such as \"2026-11-28T12:00:00Z\""
+        );
+    }
+    if raw.starts_with("invalid type") || raw.starts_with("invalid value") {
+        let expected = raw
+            .rsplit_once(", expected ")
+            .map(|(_, e)| format!(" (expected {})", redact_quoted(e)))
+            .unwrap_or_default();
+        return format!("{named}wrong type of value{expected}");
+    }
+    if raw.starts_with("unknown field") {
+        return format!(
+            "unknown field (not shown); a ring file holds [[keys]] tables of {}",
+            FIELDS.get(1..).unwrap_or_default().join(", ")
+        );
+    }
+    format!("{named}{}", redact_quoted(raw).replace('\n', "; "))
+}
+
+/// `raw` with every quoted part (`…` or "…") replaced by `…`, except the
+/// field names and the one- or two-character tokens TOML's syntax errors
+/// show (`"`, `=`, `[[`).
+fn redact_quoted(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(open) = rest.find(['`', '"']) {
+        let (head, tail) = rest.split_at(open);
+        out.push_str(head);
+        let quote = tail.chars().next().unwrap_or('`');
+        let body = tail.get(1..).unwrap_or_default();
+        match body.find(quote) {
+            Some(close) => {
+                let inner = body.get(..close).unwrap_or_default();
+                let shown = inner.chars().count() <= 2 || FIELDS.contains(&inner);
+                out.push(quote);
+                out.push_str(if shown { inner } else { "…" });
+                out.push(quote);
+                rest = body.get(close + 1..).unwrap_or_default();
+            }
+            None => {
+                // An unpaired quote: keep it, drop what follows.
+                out.push(quote);
+                out.push('…');
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Writes `data` to `path` through a temporary file in the same directory
@@ -771,22 +1161,12 @@ fn write_private_atomically(path: &Path, data: &[u8]) -> Result<(), RingFileErro
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(format!(".tmp{}", std::process::id()));
-    let tmp = dir.join(name);
     let io = |source| RingFileError::Io {
         path: path.to_owned(),
         source,
     };
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let (mut f, tmp) = create_temp(dir, path).map_err(io)?;
     let result = (|| {
-        let mut f = opts.open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -799,6 +1179,35 @@ fn write_private_atomically(path: &Path, data: &[u8]) -> Result<(), RingFileErro
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(io)
+}
+
+/// Creates `FILE.tmp-<random>` in `dir`: exclusively (`O_CREAT|O_EXCL`, so
+/// never an existing file or through a symlink someone planted), mode 0600
+/// from the start. A name taken (by chance, or by someone guessing) is skipped.
+fn create_temp(dir: &Path, path: &Path) -> std::io::Result<(fs::File, PathBuf)> {
+    let base = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    let mut last = std::io::Error::other("no temporary file name was free");
+    for _ in 0..16 {
+        let mut name = base.clone();
+        name.push(format!(".tmp-{:016x}", rand::rngs::OsRng.gen::<u64>()));
+        let tmp = dir.join(name);
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            opts.mode(0o600).custom_flags(nofollow());
+        }
+        match opts.open(&tmp) {
+            Ok(f) => return Ok((f, tmp)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
 }
 
 /// Parses `90s`, `10m`, `48h`, `30d` (and `2w`).
@@ -861,6 +1270,12 @@ mod tests {
             "from-a-file-secret-0123456789abcdef\n",
         )
         .expect("write");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            fs::set_permissions(dir.path().join("s.txt"), fs::Permissions::from_mode(0o600))
+                .expect("chmod");
+        }
         let text = r#"
 [[keys]]
 role = "fallback"

@@ -651,4 +651,68 @@ mod tests {
             assert_eq!(s.unsign_at(t, NOW), Err(VerifyError::BadSignature), "{t:?}");
         }
     }
+
+    /// A secret that is both the primary and a fallback (Django's
+    /// `SECRET_KEY` repeated in `SECRET_KEY_FALLBACKS`) must verify as the
+    /// primary: a fallback match would re-sign every token for nothing.
+    #[test]
+    fn same_secret_as_primary_and_fallback_verifies_as_primary_not_stale() {
+        let x = || Secret::from("the-same-secret-0123456789abcdefghij");
+        for ring in [
+            KeyRing::from_keys([
+                (x(), Role::Fallback, None),
+                (Secret::from("other"), Role::Staged, None),
+                (x(), Role::Primary, None),
+            ])
+            .expect("ring"),
+            KeyRing::new(x())
+                .with_fallback(x(), None)
+                .and_then(|r| r.with_staged(x()))
+                .expect("ring"),
+        ] {
+            let plain = Signer::new(&ring);
+            let token = plain.sign("v");
+            let v = plain.unsign_at(&token, NOW).expect("verifies");
+            assert_eq!((v.role, v.key_id), (Role::Primary, x().id()));
+            assert!(!v.is_stale());
+            assert_eq!(
+                plain.resign_at(&plain.sign("v"), NOW).expect("ok").value,
+                None
+            );
+            let ts = TimestampSigner::new(&ring);
+            let token = TimestampSigner::new(&KeyRing::new(x())).sign_at("v", NOW);
+            let r = ts.resign_at(&token, None, NOW).expect("verifies");
+            assert_eq!((r.role, r.value), (Role::Primary, None));
+        }
+    }
+
+    /// The order keys are tried in: the primary, then staged keys, then
+    /// fallbacks, whatever order the ring was given in.
+    #[test]
+    fn verification_tries_primary_then_staged_then_fallbacks() {
+        let ring = KeyRing::from_keys([
+            (Secret::from("f1"), Role::Fallback, None),
+            (Secret::from("s1"), Role::Staged, None),
+            (Secret::from("p"), Role::Primary, None),
+            (Secret::from("f2"), Role::Fallback, None),
+            (Secret::from("s2"), Role::Staged, None),
+        ])
+        .expect("ring");
+        let s = Signer::new(&ring);
+        let order: Vec<_> = std::iter::once(&s.primary)
+            .chain(s.others.iter())
+            .map(|k| (k.role, k.id))
+            .collect();
+        let want: Vec<_> = [
+            ("p", Role::Primary),
+            ("s1", Role::Staged),
+            ("s2", Role::Staged),
+            ("f1", Role::Fallback),
+            ("f2", Role::Fallback),
+        ]
+        .iter()
+        .map(|(k, r)| (*r, Secret::from(*k).id()))
+        .collect();
+        assert_eq!(order, want);
+    }
 }

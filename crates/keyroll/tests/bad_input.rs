@@ -1578,7 +1578,7 @@ fn ring_file_oversized_or_not_utf8_is_refused() {
 fn ring_file_secret_file_symlinks_lead_only_to_regular_files() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
-    std::fs::write(d.join("real.secret"), "from-a-file\n").expect("write");
+    write_mode(&d.join("real.secret"), b"from-a-file\n", 0o600);
     let fifo = d.join("secret.fifo");
     let have_fifo = std::process::Command::new("mkfifo")
         .arg(&fifo)
