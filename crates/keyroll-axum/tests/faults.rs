@@ -1,4 +1,4 @@
-//! Fault drills (issue 5): the store going away under a running app, a ring
+//! Fault drills: the store going away under a running app, a ring
 //! file replaced by a broken one, and the clock passing a fallback key's
 //! `retire_after` under load. docs/fault-drills.md lists each drill and
 //! what keyroll answers.
