@@ -108,26 +108,45 @@ fn blocks(text: &str) -> Vec<Block> {
     out
 }
 
-/// Inline code spans outside fenced blocks: (line number, text).
+/// Inline code spans outside fenced blocks: (line number, text); a span that
+/// wraps onto the next line is joined with a blank.
 fn inline_spans(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut fenced = false;
+    let mut open: Option<(usize, String)> = None;
     for (i, line) in text.lines().enumerate() {
         if line.trim_start().starts_with("```") {
             fenced = !fenced;
+            open = None;
             continue;
         }
         if fenced {
             continue;
         }
-        let parts: Vec<&str> = line.split('`').collect();
-        for (j, p) in parts.iter().enumerate() {
-            if j % 2 == 1 && j + 1 < parts.len() {
-                out.push((i + 1, (*p).to_owned()));
+        if line.trim().is_empty() {
+            // A paragraph ends: an unclosed backtick was a literal one.
+            open = None;
+            continue;
+        }
+        let line = match &mut open {
+            Some((_, span)) => {
+                span.push(' ');
+                line.trim_start()
+            }
+            None => line,
+        };
+        for c in line.chars() {
+            match (&mut open, c) {
+                (None, '`') => open = Some((i + 1, String::new())),
+                (Some(_), '`') => out.push(open.take().unwrap()),
+                (Some((_, span)), c) => span.push(c),
+                (None, _) => {}
             }
         }
     }
-    out
+    out.into_iter()
+        .map(|(n, s)| (n, s.trim().to_owned()))
+        .collect()
 }
 
 /// A shell command as a reader pastes it: continued lines joined, with the
@@ -525,7 +544,7 @@ fn check_cargo(argv: &[String], shown: &str) -> Result<Cargo, String> {
     }
     let install = sub == Some("install");
     let packages = packages();
-    let (mut package, mut bin, mut release, mut after) = (None, None, install, None);
+    let (mut names, mut bin, mut release, mut after) = (Vec::new(), None, install, None);
     let mut i = 2;
     while i < argv.len() {
         match argv[i].as_str() {
@@ -536,11 +555,11 @@ fn check_cargo(argv: &[String], shown: &str) -> Result<Cargo, String> {
                 let (name, _) = found.ok_or_else(|| {
                     format!("{shown}: {dir:?} is not a package directory of the workspace")
                 })?;
-                package = Some(name.clone());
+                names.push(name.clone());
                 i += 1;
             }
             "-p" | "--package" if !install => {
-                package = argv.get(i + 1).cloned();
+                names.extend(argv.get(i + 1).cloned());
                 i += 1;
             }
             "--bin" => {
@@ -556,43 +575,48 @@ fn check_cargo(argv: &[String], shown: &str) -> Result<Cargo, String> {
         }
         i += 1;
     }
-    let package = package.ok_or_else(|| format!("{shown}: no -p PACKAGE (or --path DIR)"))?;
-    let Package {
-        bins, default_run, ..
-    } = packages
-        .get(&package)
-        .ok_or_else(|| format!("{shown}: no package {package:?} in the workspace"))?;
-    if bins.is_empty() {
-        return Err(format!("{shown}: {package} has no binary"));
+    if names.is_empty() {
+        return Err(format!("{shown}: no -p PACKAGE (or --path DIR)"));
     }
-    let bin = match (bin, default_run, bins.as_slice()) {
-        (Some(b), _, _) if bins.contains(&b) => b,
-        (Some(b), _, _) => return Err(format!("{shown}: {package} has no binary {b:?}")),
-        (None, Some(d), _) => d.clone(),
-        (None, None, [only]) => only.clone(),
-        (None, None, _) if sub != Some("run") => String::new(),
-        (None, None, many) => {
-            return Err(format!(
-                "{shown}: {package} has several binaries ({}) and no default-run: `cargo run` \
-                 cannot tell which to run; say --bin NAME",
-                many.join(", ")
-            ))
-        }
-    };
+    if names.len() > 1 && sub != Some("build") {
+        return Err(format!("{shown}: one package at a time"));
+    }
     let profile = if release { "release" } else { "debug" };
-    let runs = (sub == Some("run") && bin == "keyroll").then(|| after.unwrap_or_default());
-    let built = if bin.is_empty() {
-        bins.clone()
-    } else {
-        vec![bin]
-    };
-    Ok(Cargo {
-        built: built
-            .iter()
-            .map(|b| format!("target/{profile}/{b}"))
-            .collect(),
-        runs,
-    })
+    let (mut built, mut runs) = (Vec::new(), None);
+    for package in names {
+        let Package {
+            bins, default_run, ..
+        } = packages
+            .get(&package)
+            .ok_or_else(|| format!("{shown}: no package {package:?} in the workspace"))?;
+        if bins.is_empty() {
+            return Err(format!("{shown}: {package} has no binary"));
+        }
+        let bin = match (bin.clone(), default_run, bins.as_slice()) {
+            (Some(b), _, _) if bins.contains(&b) => b,
+            (Some(b), _, _) => return Err(format!("{shown}: {package} has no binary {b:?}")),
+            (None, Some(d), _) => d.clone(),
+            (None, None, [only]) => only.clone(),
+            (None, None, _) if sub != Some("run") => String::new(),
+            (None, None, many) => {
+                return Err(format!(
+                    "{shown}: {package} has several binaries ({}) and no default-run: `cargo run` \
+                     cannot tell which to run; say --bin NAME",
+                    many.join(", ")
+                ))
+            }
+        };
+        if sub == Some("run") && bin == "keyroll" {
+            runs = Some(after.clone().unwrap_or_default());
+        }
+        let bins = if bin.is_empty() {
+            bins.clone()
+        } else {
+            vec![bin]
+        };
+        built.extend(bins.iter().map(|b| format!("target/{profile}/{b}")));
+    }
+    Ok(Cargo { built, runs })
 }
 
 // ------------------------------------------------------------ running the blocks
@@ -1181,4 +1205,31 @@ fn the_checker_reads_shown_output_as_a_pattern() {
         "ok\t<old key id>\tfallback\thello",
         "ok\t1a2b3c4d\tprimary\thello"
     ));
+}
+
+#[test]
+fn ci_runs_the_test_command_the_readme_shows() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let first = blocks(&readme)
+        .into_iter()
+        .find(|b| b.lang == "sh")
+        .expect("README.md has no ```sh block");
+    let commands: Vec<String> = sh_commands(&first).into_iter().map(|c| c.text).collect();
+    assert_eq!(
+        commands.len(),
+        2,
+        "README.md's first block should hold exactly the two set-up commands: {commands:?}"
+    );
+    let test_command = &commands[1];
+    let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
+    let last = ci
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !l.starts_with('#'))
+        .unwrap();
+    assert_eq!(
+        last,
+        format!("exec {test_command}"),
+        ".ci/run does not end by running README.md's test command"
+    );
 }
