@@ -6,8 +6,10 @@
 #
 # New inputs go to fuzz/work/<target>/ (ignored by git); the seed corpus in
 # fuzz/corpus/<target>/ is only read. Crashes land in fuzz/artifacts/<target>/.
-# Installs cargo-fuzz when missing. Works on stable Rust (RUSTC_BOOTSTRAP=1
-# lets cargo-fuzz pass the sanitizer flags it needs).
+# Uses its own cargo-fuzz, installed once from crates.io into target/tools/ at the
+# repository root (`cargo install --locked --root target/tools cargo-fuzz`), never
+# into the global cargo bin. Works on stable Rust (RUSTC_BOOTSTRAP=1 lets
+# cargo-fuzz pass the sanitizer flags it needs): no nightly toolchain.
 set -euo pipefail
 
 secs="${1:-10}"
@@ -17,18 +19,24 @@ if ! [[ "$secs" =~ ^[1-9][0-9]*$ ]]; then
 fi
 
 cd "$(dirname "$0")"
+tools="$(cd .. && pwd)/target/tools"
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 export RUSTC_BOOTSTRAP=1
 
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "== installing cargo-fuzz"
-    cargo install cargo-fuzz --locked
+# The repository's own cargo-fuzz, called by path: a cargo-fuzz in the global
+# cargo bin (which `cargo fuzz` would find first) is never used.
+if ! "$tools/bin/cargo-fuzz" fuzz --version >/dev/null 2>&1; then
+    echo "== installing cargo-fuzz into $tools (once; a few minutes)"
+    start=$SECONDS
+    cargo install --locked --root "$tools" cargo-fuzz
+    echo "== cargo-fuzz installed in $((SECONDS - start)) s"
 fi
+fuzz() { "$tools/bin/cargo-fuzz" fuzz "$@"; }
 
 echo "== building fuzz targets"
-cargo fuzz build
+fuzz build
 
-mapfile -t targets < <(cargo fuzz list)
+mapfile -t targets < <(fuzz list)
 if [ "${#targets[@]}" -eq 0 ]; then
     echo "no fuzz targets found" >&2
     exit 1
@@ -42,7 +50,7 @@ for t in "${targets[@]}"; do
     log="work/$t.log"
     status=ok
     # The first corpus directory receives new inputs; the seeds are read only.
-    if ! cargo fuzz run "$t" "work/$t" "corpus/$t" -- \
+    if ! fuzz run "$t" "work/$t" "corpus/$t" -- \
         -max_total_time="$secs" \
         -rss_limit_mb=2048 \
         -max_len=65536 \
@@ -67,7 +75,7 @@ if [ "${#failed[@]}" -ne 0 ]; then
         tail -n 40 "work/$t.log"
     done
     echo
-    echo "FAILED: ${failed[*]} (reproduce: RUSTC_BOOTSTRAP=1 cargo fuzz run TARGET fuzz/artifacts/TARGET/FILE)" >&2
+    echo "FAILED: ${failed[*]} (reproduce from the repository root: RUSTC_BOOTSTRAP=1 target/tools/bin/cargo-fuzz fuzz run TARGET fuzz/artifacts/TARGET/FILE)" >&2
     exit 1
 fi
 echo "all ${#targets[@]} targets ran ${secs}s each without a crash"

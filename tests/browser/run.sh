@@ -28,7 +28,7 @@ if [ ! -x /usr/bin/chromium ]; then
   start=$SECONDS
   apt_log="$(mktemp)"
   if ! { "${sudo[@]}" apt-get update -q -o DPkg::Lock::Timeout=600 \
-      && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 chromium; } >"$apt_log" 2>&1 \
+      && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 chromium; } >"$apt_log" 2>&1 \
     || [ ! -x /usr/bin/chromium ]; then
     tail -n 40 "$apt_log" >&2
     rm -f "$apt_log"

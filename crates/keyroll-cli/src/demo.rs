@@ -2,18 +2,20 @@
 //! what happened to the users.
 
 use std::collections::HashMap;
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 use keyroll::ringfile::{RingFile, DEFAULT_SECRET_LEN};
 use keyroll::{
     KeyRing, SessionAuthHash, SessionCodec, SessionData, SESSION_USER_BACKEND, SESSION_USER_HASH,
     SESSION_USER_ID,
 };
-use keyroll_store::{open_store, BulkOptions, SessionEngine, StoreOptions, Users};
+use keyroll_store::{open_store, BulkOptions, Progress, SessionEngine, StoreOptions, Users};
 use rand::Rng as _;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -41,30 +43,58 @@ struct Session {
     user: Option<usize>,
 }
 
-struct Step {
-    took: Duration,
-}
-
+/// The step lines, and a progress bar per step on a terminal.
 struct Report {
-    steps: Vec<Step>,
+    /// When the demo started: the total is the real wall time, set-up and clean-up included.
+    started: Instant,
+    /// Whether stderr is a terminal (progress bars are drawn only there).
+    bars: bool,
 }
 
 impl Report {
-    fn step<T>(&mut self, name: &str, started: Instant, result: String, value: T) -> T {
-        let took = started.elapsed();
+    /// A progress bar for a step of `len` units (hidden unless stderr is a terminal).
+    fn bar(&self, what: &str, len: u64) -> ProgressBar {
+        if !self.bars {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{wide_bar}] {human_pos}/{human_len} ({elapsed}, {eta} left)",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message(what.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar.tick();
+        bar
+    }
+
+    /// Ends a step: clears its bar, prints its line with the time it took.
+    fn step(&self, bar: &ProgressBar, name: &str, started: Instant, result: &str) {
+        bar.finish_and_clear();
         println!(
             "{:<38} {:>9}  {result}",
             name,
-            format!("{:.2} s", took.as_secs_f64())
+            format!("{:.2} s", started.elapsed().as_secs_f64())
         );
-        self.steps.push(Step { took });
-        value
     }
+}
+
+/// Feeds a bulk census or re-sign's row counts to a bar.
+fn progress_of(bar: &ProgressBar) -> Option<Progress> {
+    if bar.is_hidden() {
+        return None;
+    }
+    let b = bar.clone();
+    Some(Arc::new(move |n| b.inc(n)))
 }
 
 const BACKEND: &str = "django.contrib.auth.backends.ModelBackend";
 
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
     if args.sessions == 0 || args.sessions > 10_000_000 {
         bail!("--sessions must be between 1 and 10000000");
     }
@@ -93,7 +123,11 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = rt.block_on(demo(&args, &url));
+    let report = Report {
+        started,
+        bars: std::io::stderr().is_terminal(),
+    };
+    let result = rt.block_on(demo(&args, &url, tmp.is_some(), &report));
     if let Some(dir) = tmp {
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -105,18 +139,19 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn demo(args: &DemoArgs, url: &str) -> anyhow::Result<u64> {
+async fn demo(args: &DemoArgs, url: &str, own_file: bool, report: &Report) -> anyhow::Result<u64> {
     let n = args.sessions;
-    // A table of its own, so the demo never touches real sessions.
+    // A table (or Redis key prefix) of its own, so the demo never touches real sessions.
     let table = format!(
         "keyroll_demo_{:06x}",
         rand::thread_rng().gen::<u32>() & 0xff_ffff
     );
+    let redis_prefix = format!("keyroll:{table}");
     let store = open_store(
         url,
         &StoreOptions {
             table: table.clone(),
-            redis_prefix: format!("keyroll:{table}"),
+            redis_prefix: redis_prefix.clone(),
             ..StoreOptions::default()
         },
     )
@@ -126,32 +161,41 @@ async fn demo(args: &DemoArgs, url: &str) -> anyhow::Result<u64> {
     let shown_url = url
         .split_once('@')
         .map_or(url.to_owned(), |(_, host)| format!("…@{host}"));
-    println!("keyroll demo: {n} sessions in {shown_url} (table {table})\n");
+    let place = if store.backend() == "redis" {
+        format!("key prefix {redis_prefix}:")
+    } else {
+        format!("table {table}")
+    };
+    println!("keyroll demo: {n} sessions in {shown_url} ({place})\n");
     println!("{:<38} {:>9}  result", "step", "time");
 
-    let mut report = Report { steps: Vec::new() };
     let now = || OffsetDateTime::now_utc();
     let mut ring_file = RingFile::generate(now(), DEFAULT_SECRET_LEN);
     let ring_a = ring_file.ring()?;
     let key_a = ring_a.primary().id();
     let engine = Arc::new(SessionEngine::new(Arc::clone(&store), &ring_a));
+    let rows = n as u64;
 
     // 1. Sessions under key A: most logged in, some anonymous.
+    const SAMPLE: usize = 1000;
     let t = Instant::now();
-    let (users, sessions) = create_sessions(&engine, &ring_a, n).await?;
+    let name = "1. sessions created under key A";
+    let bar = report.bar(name, rows + n.min(SAMPLE) as u64);
+    let (users, sessions) = create_sessions(&engine, &ring_a, n, &bar).await?;
     let logged_in = sessions.iter().filter(|s| s.user.is_some()).count();
     // Keep some rows exactly as written under A, to show what a naive rotation does to them.
     let mut original_rows = Vec::new();
-    for s in sessions.iter().take(1000) {
+    for s in sessions.iter().take(SAMPLE) {
         if let Some(r) = store.load(&s.key, now()).await? {
             original_rows.push(r.data);
         }
+        bar.inc(1);
     }
     report.step(
-        "1. sessions created under key A",
+        &bar,
+        name,
         t,
-        format!("{n} sessions ({logged_in} logged in), key {key_a}"),
-        (),
+        &format!("{n} sessions ({logged_in} logged in), key {key_a}"),
     );
 
     // 2. Stage B: every server learns it before it signs anything.
@@ -159,10 +203,10 @@ async fn demo(args: &DemoArgs, url: &str) -> anyhow::Result<u64> {
     let key_b = ring_file.stage(now(), DEFAULT_SECRET_LEN);
     engine.set_ring(&ring_file.ring()?);
     report.step(
+        &ProgressBar::hidden(),
         "2. key B staged on every server",
         t,
-        format!("{key_b} verifies; {key_a} still signs"),
-        (),
+        &format!("{key_b} verifies; {key_a} still signs"),
     );
 
     // 3. Promote B: it signs; A verifies during the grace period.
@@ -172,19 +216,22 @@ async fn demo(args: &DemoArgs, url: &str) -> anyhow::Result<u64> {
     let ring_b_a = ring_file.ring()?;
     engine.set_ring(&ring_b_a);
     report.step(
+        &ProgressBar::hidden(),
         "3. key B promoted",
         t,
-        format!("{key_b} signs; {key_a} verifies for 30 days"),
-        (),
+        &format!("{key_b} signs; {key_a} verifies for 30 days"),
     );
 
     // 4. Some users visit: their sessions are re-signed on read, and (as the
     //    web layer does) a stale login hash is re-made under B.
     let t = Instant::now();
     let visitors = n * usize::from(args.visit_percent) / 100;
+    let name = format!("4. {}% of users visit", args.visit_percent);
+    let bar = report.bar(&name, visitors as u64);
     let auth = SessionAuthHash::new(&ring_b_a);
     let (mut on_read, mut rehashed) = (0u64, 0u64);
     for s in sessions.iter().take(visitors) {
+        bar.inc(1);
         let Some(loaded) = engine.load(&s.key, now()).await? else {
             continue;
         };
@@ -212,14 +259,16 @@ async fn demo(args: &DemoArgs, url: &str) -> anyhow::Result<u64> {
         }
     }
     report.step(
-        &format!("4. {}% of users visit", args.visit_percent),
+        &bar,
+        &name,
         t,
-        format!("{on_read} re-signed on read, {rehashed} logins re-hashed"),
-        (),
+        &format!("{on_read} re-signed on read, {rehashed} logins re-hashed"),
     );
 
     // 5. Bulk re-sign of everyone else (the users' current password hashes come from the app).
     let t = Instant::now();
+    let name = "5. bulk re-sign of the rest";
+    let bar = report.bar(name, rows);
     let passwords: HashMap<String, String> = users
         .iter()
         .map(|u| (u.id.clone(), u.password.clone()))
@@ -229,26 +278,36 @@ async fn demo(args: &DemoArgs, url: &str) -> anyhow::Result<u64> {
         users: Some(Users::Map(Arc::new(passwords))),
         ..BulkOptions::default()
     };
-    let summary = keyroll_store::resign(Arc::clone(&store), &ring_b_a, &opts, now(), None).await?;
-    report.step("5. bulk re-sign of the rest", t, summary.line(), ());
+    let summary = keyroll_store::resign(
+        Arc::clone(&store),
+        &ring_b_a,
+        &opts,
+        now(),
+        progress_of(&bar),
+    )
+    .await?;
+    report.step(&bar, name, t, &summary.line());
 
     // 6. Census: does any live session still depend on A?
     let t = Instant::now();
+    let name = "6. census";
+    let bar = report.bar(name, rows);
     let census = keyroll_store::census(
         Arc::clone(&store),
         &ring_b_a,
         &BulkOptions::default(),
         now(),
-        None,
+        progress_of(&bar),
     )
     .await?;
     let on_a = census.keys.iter().find(|k| k.0 == key_a).map_or(0, |k| k.2);
     let on_b = census.keys.iter().find(|k| k.0 == key_b).map_or(0, |k| k.2);
     let safe = census.safe_to_retire(key_a);
     report.step(
-        "6. census",
+        &bar,
+        name,
         t,
-        format!(
+        &format!(
             "{key_b}: {on_b} rows, {key_a}: {on_a} rows, unverifiable {} → {}",
             census.unverifiable,
             if safe {
@@ -257,7 +316,6 @@ async fn demo(args: &DemoArgs, url: &str) -> anyhow::Result<u64> {
                 "NOT safe to retire A"
             }
         ),
-        (),
     );
 
     // 7. Retire A.
@@ -265,13 +323,21 @@ async fn demo(args: &DemoArgs, url: &str) -> anyhow::Result<u64> {
     ring_file.retire(key_a)?;
     let ring_b = ring_file.ring()?;
     engine.set_ring(&ring_b);
-    report.step("7. key A retired", t, format!("ring: {key_b} only"), ());
+    report.step(
+        &ProgressBar::hidden(),
+        "7. key A retired",
+        t,
+        &format!("ring: {key_b} only"),
+    );
 
     // 8. Everyone comes back.
     let t = Instant::now();
+    let name = "8. every user comes back";
+    let bar = report.bar(name, rows);
     let final_auth = SessionAuthHash::new(&ring_b);
     let (mut kept, mut lost, mut logins_kept, mut logins_lost) = (0u64, 0u64, 0u64, 0u64);
     for s in &sessions {
+        bar.inc(1);
         match engine.load(&s.key, now()).await? {
             Some(loaded) => {
                 kept += 1;
@@ -297,27 +363,36 @@ async fn demo(args: &DemoArgs, url: &str) -> anyhow::Result<u64> {
         }
     }
     report.step(
-        "8. every user comes back",
+        &bar,
+        name,
         t,
-        format!("{kept} of {n} sessions kept, {logins_kept} of {logged_in} logins kept"),
-        (),
+        &format!("{kept} of {n} sessions kept, {logins_kept} of {logged_in} logins kept"),
     );
 
     // The contrast: the same rows under a naive rotation (B alone, no fallback).
     let naive = naive_losses(&ring_b, &original_rows);
 
-    // Clean up what the demo wrote.
-    for s in &sessions {
-        store.delete(&s.key).await?;
-    }
-    let total: f64 = report.steps.iter().map(|s| s.took.as_secs_f64()).sum();
+    // Clean up what the demo wrote: every demo row expires within 14 days, so a
+    // purge as of a year from now deletes them all, in a few large statements
+    // (the table or key prefix holds nothing but the demo's rows).
+    let t = Instant::now();
+    let name = "cleanup";
+    let bar = report.bar(name, 1);
+    let deleted = store
+        .purge_expired(now() + time::Duration::days(365))
+        .await
+        .context("cannot delete the demo's sessions")?;
+    bar.inc(1);
+    report.step(&bar, name, t, &format!("{deleted} demo sessions deleted"));
+
+    let total = report.started.elapsed().as_secs_f64();
     println!();
     println!("sessions kept: {kept}   sessions lost: {lost}   logins kept: {logins_kept}   logins lost: {logins_lost}   ({total:.2} s in all)");
     println!(
         "a naive rotation (SECRET_KEY = B, no fallback) logs out everyone: {} of {} sampled sessions signed by A fail under B alone",
         naive.0, naive.1
     );
-    if url.starts_with("postgres") {
+    if store.backend() != "redis" && !own_file {
         println!("note: the empty table {table} is left in the database; drop it when done");
     }
     Ok(lost + logins_lost)
@@ -327,6 +402,7 @@ async fn create_sessions(
     engine: &Arc<SessionEngine>,
     ring: &KeyRing,
     n: usize,
+    bar: &ProgressBar,
 ) -> anyhow::Result<(Vec<User>, Vec<Session>)> {
     let auth = SessionAuthHash::new(ring);
     let mut rng = rand::thread_rng();
@@ -380,6 +456,7 @@ async fn create_sessions(
             done.push((idx, key?, user));
         }
         done.sort_by_key(|d| d.0);
+        bar.inc(done.len() as u64);
         sessions.extend(done.into_iter().map(|(_, key, user)| Session { key, user }));
     }
     Ok((users, sessions))
