@@ -78,7 +78,8 @@ pub(crate) struct KeySource {
     /// Key ring file (default: $KEYROLL_KEYRING; without either, SECRET_KEY and friends).
     #[arg(long, value_name = "FILE")]
     keyring: Option<PathBuf>,
-    /// Accept a ring file that group or others can read.
+    /// Accept a ring or secret file that is not yours, that group or others can read or
+    /// write, or that sits in a directory others can write (see docs/security.md).
     #[arg(long)]
     allow_insecure: bool,
 }
