@@ -2,10 +2,9 @@
 
 use time::OffsetDateTime;
 
-use crate::crypto::{ct_eq, Algorithm, MacKey};
+use crate::crypto::{ct_eq, Algorithm, PreparedKeys};
 use crate::error::VerifyError;
-use crate::ring::{KeyRing, Role};
-use crate::secret::KeyId;
+use crate::ring::KeyRing;
 use crate::session::SessionData;
 use crate::signer::Verified;
 
@@ -37,37 +36,24 @@ pub const SESSION_USER_HASH: &str = "_auth_user_hash";
 /// ```
 #[derive(Clone, Debug)]
 pub struct SessionAuthHash {
-    keys: Vec<(KeyId, Role, Option<OffsetDateTime>, MacKey)>,
+    keys: PreparedKeys,
 }
 
 impl SessionAuthHash {
     /// Prepares the hash under every key of `ring`.
     pub fn new(ring: &KeyRing) -> Self {
-        let keys = ring
-            .keys()
-            .map(|k| {
-                (
-                    k.id(),
-                    k.role(),
-                    k.retire_after(),
-                    MacKey::derive(
-                        Algorithm::Sha256,
-                        AUTH_HASH_SALT.as_bytes(),
-                        b"",
-                        k.secret().expose(),
-                    ),
-                )
-            })
-            .collect();
-        Self { keys }
+        Self {
+            keys: PreparedKeys::derive(ring, Algorithm::Sha256, AUTH_HASH_SALT.as_bytes(), b""),
+        }
     }
 
     /// The hash of `password_hash` under the primary key (64 hex characters).
     pub fn make(&self, password_hash: &str) -> String {
         self.keys
-            .first()
-            .map(|(_, _, _, mac)| mac.tag(&[password_hash.as_bytes()]).to_hex())
-            .unwrap_or_default()
+            .primary()
+            .mac
+            .tag(&[password_hash.as_bytes()])
+            .to_hex()
     }
 
     /// Checks a stored hash against the user's CURRENT password hash, trying
@@ -85,21 +71,19 @@ impl SessionAuthHash {
         if stored.len() != 64 {
             return Err(VerifyError::BadSignature);
         }
-        for (id, role, retire_after, mac) in &self.keys {
-            if retire_after.is_some_and(|t| now > t) {
-                continue;
-            }
-            let hex = mac.tag(&[password_hash.as_bytes()]).to_hex();
-            if ct_eq(hex.as_bytes(), stored.as_bytes()) {
-                return Ok(Verified {
-                    value: (),
-                    key_id: *id,
-                    role: *role,
-                    timestamp: None,
-                });
-            }
-        }
-        Err(VerifyError::BadSignature)
+        let key = self
+            .keys
+            .find_at(now, |mac| {
+                let hex = mac.tag(&[password_hash.as_bytes()]).to_hex();
+                ct_eq(hex.as_bytes(), stored.as_bytes())
+            })
+            .ok_or(VerifyError::BadSignature)?;
+        Ok(Verified {
+            value: (),
+            key_id: key.id,
+            role: key.role,
+            timestamp: None,
+        })
     }
 
     /// The rule every front end applies to a session's login hash (Django's,
@@ -163,6 +147,7 @@ pub fn user_id_from(value: &serde_json::Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ring::Role;
     use crate::secret::Secret;
 
     const PW: &str = "pbkdf2_sha256$870000$salt$hash";

@@ -6,7 +6,11 @@ use hmac::digest::{Digest, KeyInit};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
+use time::OffsetDateTime;
 use zeroize::{Zeroize, Zeroizing};
+
+use crate::ring::{KeyRing, Role};
+use crate::secret::KeyId;
 
 /// A hash function Django lets a signer use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -185,6 +189,73 @@ impl fmt::Debug for MacKey {
 /// ```
 pub fn salted_hmac(key_salt: &[u8], value: &[u8], secret: &[u8], alg: Algorithm) -> Tag {
     MacKey::derive(alg, key_salt, b"", secret).tag(&[value])
+}
+
+/// One ring key prepared for one kind of MAC.
+#[derive(Clone, Debug)]
+pub(crate) struct PreparedKey {
+    pub(crate) id: KeyId,
+    pub(crate) role: Role,
+    retire_after: Option<OffsetDateTime>,
+    pub(crate) mac: MacKey,
+}
+
+impl PreparedKey {
+    fn live_at(&self, now: OffsetDateTime) -> bool {
+        self.retire_after.is_none_or(|t| now <= t)
+    }
+}
+
+/// Every key of a ring prepared for one kind of MAC (an algorithm, a key
+/// salt and a secret prefix), in verification order: the primary, then
+/// staged keys, then fallbacks. The one place that says which keys are tried
+/// and in what order: signers, login hashes and reset tokens all use it.
+#[derive(Clone, Debug)]
+pub(crate) struct PreparedKeys {
+    primary: PreparedKey,
+    others: Vec<PreparedKey>,
+}
+
+impl PreparedKeys {
+    /// Derives each key's MAC key once.
+    pub(crate) fn derive(ring: &KeyRing, alg: Algorithm, key_salt: &[u8], prefix: &[u8]) -> Self {
+        let prepare = |k: &crate::ring::Key| PreparedKey {
+            id: k.id(),
+            role: k.role(),
+            retire_after: k.retire_after(),
+            mac: MacKey::derive(alg, key_salt, prefix, k.secret().expose()),
+        };
+        Self {
+            primary: prepare(ring.primary()),
+            others: ring
+                .keys()
+                .filter(|k| k.role() != Role::Primary)
+                .map(prepare)
+                .collect(),
+        }
+    }
+
+    /// The primary key (the only one that signs).
+    pub(crate) fn primary(&self) -> &PreparedKey {
+        &self.primary
+    }
+
+    /// Every key in verification order, retired ones included.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &PreparedKey> {
+        std::iter::once(&self.primary).chain(self.others.iter())
+    }
+
+    /// The first key, in verification order, that is live at `now` and for
+    /// which `matches` holds (it compares with [`ct_eq`]).
+    pub(crate) fn find_at(
+        &self,
+        now: OffsetDateTime,
+        mut matches: impl FnMut(&MacKey) -> bool,
+    ) -> Option<&PreparedKey> {
+        self.iter()
+            .filter(|k| k.live_at(now))
+            .find(|k| matches(&k.mac))
+    }
 }
 
 /// Compares two byte strings in time that depends only on their lengths

@@ -5,11 +5,10 @@ use std::time::Duration;
 use time::macros::datetime;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use crate::crypto::{Algorithm, MacKey};
+use crate::crypto::{Algorithm, MacKey, PreparedKeys};
 use crate::encoding::{b36_decode, b36_encode};
 use crate::error::VerifyError;
-use crate::ring::{KeyRing, Role};
-use crate::secret::KeyId;
+use crate::ring::KeyRing;
 use crate::signer::Verified;
 
 /// Key salt of `PasswordResetTokenGenerator`.
@@ -60,29 +59,14 @@ impl std::fmt::Debug for ResetUser<'_> {
 /// ```
 #[derive(Clone, Debug)]
 pub struct PasswordResetTokens {
-    keys: Vec<(KeyId, Role, Option<OffsetDateTime>, MacKey)>,
+    keys: PreparedKeys,
     timeout: Duration,
 }
 
 impl PasswordResetTokens {
     /// Tokens under `ring` with Django's default timeout (three days) and sha256.
     pub fn new(ring: &KeyRing) -> Self {
-        let keys = ring
-            .keys()
-            .map(|k| {
-                (
-                    k.id(),
-                    k.role(),
-                    k.retire_after(),
-                    MacKey::derive(
-                        Algorithm::Sha256,
-                        RESET_SALT.as_bytes(),
-                        b"",
-                        k.secret().expose(),
-                    ),
-                )
-            })
-            .collect();
+        let keys = PreparedKeys::derive(ring, Algorithm::Sha256, RESET_SALT.as_bytes(), b"");
         Self {
             keys,
             timeout: DEFAULT_RESET_TIMEOUT,
@@ -98,10 +82,7 @@ impl PasswordResetTokens {
     /// A token for `user` made at `now`, under the primary key.
     pub fn make_token_at(&self, user: &ResetUser<'_>, now: OffsetDateTime) -> String {
         let ts = seconds_since_2001(now);
-        self.keys
-            .first()
-            .map(|(_, _, _, mac)| token_with(mac, user, ts))
-            .unwrap_or_default()
+        token_with(&self.keys.primary().mac, user, ts)
     }
 
     /// Checks a token: the signature under the primary, then every other live
@@ -125,17 +106,13 @@ impl PasswordResetTokens {
         };
         let ts = b36_decode(ts_b36).ok_or(VerifyError::BadSignature)?;
         let ts = i64::try_from(ts).map_err(|_| VerifyError::BadSignature)?;
-        let mut matched = None;
-        for (id, role, retire_after, mac) in &self.keys {
-            if retire_after.is_some_and(|t| now > t) {
-                continue;
-            }
-            let want = token_with(mac, user, ts);
-            if crate::crypto::ct_eq(want.as_bytes(), token.as_bytes()) {
-                matched = Some((*id, *role));
-                break;
-            }
-        }
+        let matched = self
+            .keys
+            .find_at(now, |mac| {
+                let want = token_with(mac, user, ts);
+                crate::crypto::ct_eq(want.as_bytes(), token.as_bytes())
+            })
+            .map(|k| (k.id, k.role));
         let (key_id, role) = matched.ok_or(VerifyError::BadSignature)?;
         let age = i128::from(seconds_since_2001(now)) - i128::from(ts);
         if age > i128::from(self.timeout.as_secs()) {

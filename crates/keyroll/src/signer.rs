@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::crypto::{ct_eq, Algorithm, MacKey};
+use crate::crypto::{ct_eq, Algorithm, PreparedKey, PreparedKeys};
 use crate::encoding::{b62_decode_saturating, b62_encode, b64_encode_into};
 use crate::error::{ConfigError, VerifyError};
 use crate::limits::Limits;
-use crate::ring::{Key, KeyRing, Role};
+use crate::ring::{KeyRing, Role};
 use crate::secret::KeyId;
 
 /// Django's default salt for `Signer`.
@@ -160,34 +160,6 @@ impl SignerBuilder {
     }
 }
 
-#[derive(Clone, Debug)]
-struct PreparedKey {
-    id: KeyId,
-    role: Role,
-    retire_after: Option<OffsetDateTime>,
-    mac: MacKey,
-}
-
-impl PreparedKey {
-    fn new(key: &Key, builder: &SignerBuilder, key_salt: &[u8]) -> Self {
-        Self {
-            id: key.id(),
-            role: key.role(),
-            retire_after: key.retire_after(),
-            mac: MacKey::derive(
-                builder.algorithm,
-                key_salt,
-                &builder.key_prefix,
-                key.secret().expose(),
-            ),
-        }
-    }
-
-    fn live_at(&self, now: OffsetDateTime) -> bool {
-        self.retire_after.is_none_or(|t| now <= t)
-    }
-}
-
 /// Django's `Signer`: `value ‖ sep ‖ base64(salted HMAC(salt ‖ "signer", value))`.
 ///
 /// Signs with the ring's primary key only; verifies with every live key in
@@ -208,8 +180,7 @@ impl PreparedKey {
 #[derive(Clone, Debug)]
 pub struct Signer {
     sep: String,
-    primary: PreparedKey,
-    others: Vec<PreparedKey>,
+    keys: PreparedKeys,
     limits: Limits,
     sig_len: usize,
 }
@@ -252,16 +223,10 @@ impl Signer {
     }
 
     fn prepared(b: &SignerBuilder, ring: &KeyRing, key_salt: &[u8]) -> Self {
-        let primary = PreparedKey::new(ring.primary(), b, key_salt);
-        let others = ring
-            .keys()
-            .filter(|k| k.role() != Role::Primary)
-            .map(|k| PreparedKey::new(k, b, key_salt))
-            .collect();
+        let keys = PreparedKeys::derive(ring, b.algorithm, key_salt, &b.key_prefix);
         Self {
             sep: b.sep.clone(),
-            primary,
-            others,
+            keys,
             limits: b.limits,
             sig_len: (b.algorithm.output_len() * 4).div_ceil(3),
         }
@@ -279,14 +244,14 @@ impl Signer {
 
     /// Id of the key that signs.
     pub fn primary_id(&self) -> KeyId {
-        self.primary.id
+        self.keys.primary().id
     }
 
     /// The signature of `value` under the primary key.
     pub fn signature(&self, value: &str) -> String {
         let mut out = String::with_capacity(self.sig_len);
         b64_encode_into(
-            self.primary.mac.tag(&[value.as_bytes()]).as_bytes(),
+            self.keys.primary().mac.tag(&[value.as_bytes()]).as_bytes(),
             &mut out,
         );
         out
@@ -298,7 +263,7 @@ impl Signer {
         out.push_str(value);
         out.push_str(&self.sep);
         b64_encode_into(
-            self.primary.mac.tag(&[value.as_bytes()]).as_bytes(),
+            self.keys.primary().mac.tag(&[value.as_bytes()]).as_bytes(),
             &mut out,
         );
         out
@@ -346,18 +311,13 @@ impl Signer {
             return Err(VerifyError::BadSignature);
         }
         let mut buf = [0u8; 88];
-        for key in std::iter::once(&self.primary).chain(self.others.iter()) {
-            if !key.live_at(now) {
-                continue;
-            }
-            let tag = key.mac.tag(&[value]);
-            let n = encode_b64_slice(tag.as_bytes(), &mut buf);
-            let ours = buf.get(..n).unwrap_or(&[]);
-            if ct_eq(ours, sig) {
-                return Ok(key);
-            }
-        }
-        Err(VerifyError::BadSignature)
+        self.keys
+            .find_at(now, |mac| {
+                let tag = mac.tag(&[value]);
+                let n = encode_b64_slice(tag.as_bytes(), &mut buf);
+                ct_eq(buf.get(..n).unwrap_or(&[]), sig)
+            })
+            .ok_or(VerifyError::BadSignature)
     }
 
     /// Verifies `token`; when a non-primary key matched, signs the same value
@@ -699,10 +659,7 @@ mod tests {
         ])
         .expect("ring");
         let s = Signer::new(&ring);
-        let order: Vec<_> = std::iter::once(&s.primary)
-            .chain(s.others.iter())
-            .map(|k| (k.role, k.id))
-            .collect();
+        let order: Vec<_> = s.keys.iter().map(|k| (k.role, k.id)).collect();
         let want: Vec<_> = [
             ("p", Role::Primary),
             ("s1", Role::Staged),
