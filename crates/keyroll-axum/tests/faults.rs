@@ -105,7 +105,7 @@ fn assert_store_down(status: StatusCode, body: &str, took: Duration, what: &str)
 
 // ------------------------------------------------------------------ store
 
-/// Opening a store on a port nothing listens on: a `StoreError::Backend`
+/// Opening a store on a port nothing listens on: a `StoreError::Unavailable`
 /// of that backend, at once, never echoing the password; on a port that
 /// accepts but never answers: the same, after `connect_timeout`.
 async fn dead_port_from_the_start(net: Net) {
@@ -130,14 +130,14 @@ async fn dead_port_from_the_start(net: Net) {
     let text = e.to_string();
     eprintln!("{}: nothing listening: {text} ({took:?})", net.name());
     match &e {
-        StoreError::Backend { backend, message } => {
+        StoreError::Unavailable { backend, message } => {
             assert_eq!(*backend, net.name());
             assert!(
                 message.to_lowercase().contains("refused"),
                 "says why: {message}"
             );
         }
-        other => panic!("not a backend error: {other:?}"),
+        other => panic!("not an unavailable store: {other:?}"),
     }
     assert!(!text.contains("hunter2"), "{text}");
     assert!(took < Duration::from_secs(2), "refused at once: {took:?}");
@@ -152,7 +152,7 @@ async fn dead_port_from_the_start(net: Net) {
     let took = t.elapsed();
     eprintln!("{}: silent server: {e} ({took:?})", net.name());
     assert!(
-        matches!(&e, StoreError::Backend { backend, message }
+        matches!(&e, StoreError::Unavailable { backend, message }
             if *backend == net.name() && message.contains("connect_timeout")),
         "{e:?}"
     );

@@ -176,7 +176,7 @@ pub async fn census(
     let mut per_key: HashMap<KeyId, u64> = HashMap::new();
     let mut census = Census::default();
     while let Some(joined) = tasks.join_next().await {
-        let (k, u, e) = joined.map_err(|e| StoreError::backend("census", e))??;
+        let (k, u, e) = joined.map_err(|_| StoreError::Task("census: a worker task failed"))??;
         for (id, n) in k {
             *per_key.entry(id).or_default() += n;
         }
@@ -226,7 +226,7 @@ pub async fn resign(
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
         match joined
-            .map_err(|e| StoreError::backend("resign", e))
+            .map_err(|_| StoreError::Task("resign: a worker task failed"))
             .and_then(|r| r)
         {
             Ok(s) => total.add(&s),

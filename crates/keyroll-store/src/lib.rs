@@ -44,6 +44,7 @@ mod bulk;
 mod engine;
 mod memory;
 mod store;
+mod timeouts;
 mod url;
 
 #[cfg(feature = "postgres")]
@@ -62,6 +63,7 @@ pub use store::{
     check_table_name, is_valid_session_key, new_session_key, KeyRange, SessionRecord, Store,
     StoreError, Swap, MAX_SESSION_KEY_LEN, SESSION_KEY_CHARS, SESSION_KEY_LEN,
 };
+pub use timeouts::Timeouts;
 pub use url::{open_store, StoreOptions, DEFAULT_REDIS_PREFIX, DEFAULT_TABLE, DJANGO_TABLE};
 
 #[cfg(feature = "postgres")]

@@ -33,7 +33,7 @@ use crate::store::{
     check_table_name, is_valid_session_key, new_session_key, KeyRange, SessionRecord, Store,
     StoreError, Swap,
 };
-use crate::url::Timeouts;
+use crate::timeouts::Timeouts;
 
 const BACKEND: &str = "postgres";
 /// Fresh keys tried by `create` before giving up.
@@ -229,7 +229,7 @@ impl PostgresStore {
     }
 
     fn timed_out(&self, what: &str, after: Duration) -> StoreError {
-        StoreError::backend(
+        StoreError::unavailable(
             BACKEND,
             format_args!("timed out after {:.1} s: {what}", after.as_secs_f64()),
         )
@@ -305,14 +305,20 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
             ),
         );
     }
-    match std::error::Error::source(&e) {
-        Some(cause) => StoreError::backend(BACKEND, format_args!("{e}: {cause}")),
-        None => StoreError::backend(BACKEND, e),
+    let text = match std::error::Error::source(&e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    };
+    // Not an answer of the server: the connection failed or closed.
+    if e.is_closed() || std::error::Error::source(&e).is_some_and(|c| c.is::<std::io::Error>()) {
+        StoreError::unavailable(BACKEND, text)
+    } else {
+        StoreError::backend(BACKEND, text)
     }
 }
 
 fn invalid_key() -> StoreError {
-    StoreError::backend(BACKEND, "refusing to store a session under an invalid key")
+    StoreError::InvalidKey
 }
 
 #[async_trait]

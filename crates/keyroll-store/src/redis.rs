@@ -39,7 +39,7 @@ use time::OffsetDateTime;
 use crate::store::{
     is_valid_session_key, new_session_key, KeyRange, SessionRecord, Store, StoreError, Swap,
 };
-use crate::url::Timeouts;
+use crate::timeouts::Timeouts;
 
 const BACKEND: &str = "redis";
 /// Fresh keys tried by `create` before giving up.
@@ -310,10 +310,13 @@ impl RedisStore {
 /// A driver error. Redis replies name commands and scripts, never values.
 fn redis_err(e: RedisError) -> StoreError {
     if e.is_timeout() {
-        return StoreError::backend(
+        return StoreError::unavailable(
             BACKEND,
             format_args!("timed out: no answer within query_timeout or connect_timeout ({e})"),
         );
+    }
+    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        return StoreError::unavailable(BACKEND, e);
     }
     StoreError::backend(BACKEND, e)
 }
@@ -327,7 +330,7 @@ fn stale_connection(e: &RedisError) -> bool {
 /// An error of the first connection.
 fn connect_err(e: RedisError, after: Duration) -> StoreError {
     if e.is_timeout() {
-        return StoreError::backend(
+        return StoreError::unavailable(
             BACKEND,
             format_args!(
                 "timed out after {:.1} s: connect_timeout (no answer from the server)",
@@ -335,7 +338,7 @@ fn connect_err(e: RedisError, after: Duration) -> StoreError {
             ),
         );
     }
-    StoreError::backend(BACKEND, format_args!("cannot connect: {e}"))
+    StoreError::unavailable(BACKEND, format_args!("cannot connect: {e}"))
 }
 
 fn bad_reply() -> StoreError {

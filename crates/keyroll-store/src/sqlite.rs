@@ -193,14 +193,11 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || f(&inner))
             .await
             .map_err(|e| {
-                StoreError::backend(
-                    BACKEND,
-                    if e.is_cancelled() {
-                        "task cancelled"
-                    } else {
-                        "task panicked"
-                    },
-                )
+                StoreError::Task(if e.is_cancelled() {
+                    "sqlite: task cancelled"
+                } else {
+                    "sqlite: task panicked"
+                })
             })?
     }
 }
@@ -309,7 +306,7 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 }
 
 fn invalid_key() -> StoreError {
-    StoreError::backend(BACKEND, "refusing to store a session under an invalid key")
+    StoreError::InvalidKey
 }
 
 #[async_trait]

@@ -138,10 +138,25 @@ impl KeyRange {
 }
 
 /// Why a store operation failed. Never holds session data or secrets.
+///
+/// Driver errors are kept as sanitized text, not as the driver's error
+/// value: a database error's detail can quote row values (a session key or
+/// its data), and an error's source chain and `Debug` form are easy to log.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The backend (database, server) failed or is unreachable.
+    /// The store could not be reached or did not answer in time: a refused
+    /// or dropped connection, `connect_timeout`, `pool_timeout`,
+    /// `query_timeout`. Worth retrying later (a web layer answers 503 or 500).
+    #[error("{backend}: {message}")]
+    Unavailable {
+        /// `sqlite`, `postgres` or `redis`.
+        backend: &'static str,
+        /// What happened, naming the timeout when one ran out.
+        message: String,
+    },
+    /// The backend answered with an error (a failed statement, a missing
+    /// table, an unexpected reply).
     #[error("{backend}: {message}")]
     Backend {
         /// `sqlite`, `postgres` or `redis`.
@@ -149,6 +164,12 @@ pub enum StoreError {
         /// What went wrong.
         message: String,
     },
+    /// Session data could not be signed for storing.
+    #[error("session data cannot be encoded: {0}")]
+    Encode(#[from] keyroll::SignError),
+    /// A background task running a store call was cancelled or panicked.
+    #[error("{0}")]
+    Task(&'static str),
     /// The store URL is not one keyroll understands (only its scheme is kept:
     /// a URL may hold a password).
     #[error("unsupported store URL (scheme {0:?}): use sqlite://path, postgres://… or redis://…")]
@@ -174,6 +195,14 @@ impl StoreError {
     /// A backend error with a message.
     pub fn backend(backend: &'static str, message: impl fmt::Display) -> Self {
         StoreError::Backend {
+            backend,
+            message: message.to_string(),
+        }
+    }
+
+    /// The store could not be reached or did not answer in time.
+    pub fn unavailable(backend: &'static str, message: impl fmt::Display) -> Self {
+        StoreError::Unavailable {
             backend,
             message: message.to_string(),
         }
