@@ -269,14 +269,20 @@ impl Pager {
         if !self.started {
             self.started = true;
             if self.range == KeyRange::all() {
-                if let Some((rows, cursor)) = store.scan_stored(None, batch).await? {
+                if let Some((rows, cursor)) = match store.storage_order() {
+                    Some(order) => order.scan_stored(None, batch).await?,
+                    None => None,
+                } {
                     self.stored = Some(cursor);
                     return Ok(rows);
                 }
             }
         }
         if let Some(cursor) = self.stored {
-            return Ok(match store.scan_stored(Some(cursor), batch).await? {
+            let order = store
+                .storage_order()
+                .ok_or(StoreError::Unsupported("this store has no storage order"))?;
+            return Ok(match order.scan_stored(Some(cursor), batch).await? {
                 Some((rows, next)) => {
                     self.stored = Some(next);
                     rows
@@ -360,7 +366,11 @@ impl Worker {
                         HashMap::new()
                     } else {
                         let ids: Vec<String> = ids.into_iter().collect();
-                        self.store.password_hashes(table, &ids).await?
+                        self.store
+                            .user_table()
+                            .ok_or(StoreError::Unsupported("this store has no users table"))?
+                            .password_hashes(table, &ids)
+                            .await?
                     };
                     &fetched
                 }

@@ -31,7 +31,7 @@ use tokio_postgres::NoTls;
 
 use crate::store::{
     check_table_name, is_valid_session_key, new_session_key, KeyRange, SessionRecord, Store,
-    StoreError, Swap,
+    StoreError, Swap, UserTable,
 };
 use crate::timeouts::Timeouts;
 
@@ -197,15 +197,28 @@ impl PostgresStore {
             .recycle_timeout(Some(timeouts.connect))
             .build()
             .map_err(|e| StoreError::backend(BACKEND, e))?;
-        let store = Self {
+        let store = Self::with_pool(pool, table, timeouts)?;
+        drop(store.client().await?);
+        Ok(store)
+    }
+
+    /// A store over the application's own connection pool, sessions in
+    /// `table`: the pool's own settings (size, TLS, timeouts) stay as the
+    /// application made them; `timeouts.query` bounds each statement
+    /// (`connect` and `pool` only word the errors: set the pool's own create
+    /// and wait timeouts to match). Connects lazily (nothing is checked here).
+    ///
+    /// # Errors
+    /// [`StoreError::BadTableName`].
+    pub fn with_pool(pool: Pool, table: &str, timeouts: Timeouts) -> Result<Self, StoreError> {
+        check_table_name(table)?;
+        Ok(Self {
             pool,
             table: table.to_owned(),
             sql: Sql::new(table),
             id_types: Mutex::new(HashMap::new()),
             timeouts,
-        };
-        drop(store.client().await?);
-        Ok(store)
+        })
     }
 
     /// The table sessions are kept in.
@@ -323,6 +336,10 @@ fn invalid_key() -> StoreError {
 
 #[async_trait]
 impl Store for PostgresStore {
+    fn user_table(&self) -> Option<&dyn UserTable> {
+        Some(self)
+    }
+
     fn backend(&self) -> &'static str {
         BACKEND
     }
@@ -574,7 +591,10 @@ impl Store for PostgresStore {
             }
         }
     }
+}
 
+#[async_trait]
+impl UserTable for PostgresStore {
     async fn password_hashes(
         &self,
         users_table: &str,

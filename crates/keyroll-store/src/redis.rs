@@ -230,12 +230,19 @@ impl RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(|e| connect_err(e, timeouts.connect))?;
-        Ok(Self {
+        Ok(Self::with_connection(conn, prefix))
+    }
+
+    /// A store over the application's own connection manager, sessions under
+    /// `<prefix>:`. Timeouts are the manager's own (set its connection and
+    /// response timeouts: keyroll adds none). Nothing is checked here.
+    pub fn with_connection(conn: ConnectionManager, prefix: &str) -> Self {
+        Self {
             conn,
             prefix: prefix.to_owned(),
             index: format!("{prefix}:__index"),
             expiry: format!("{prefix}:__expiry"),
-        })
+        }
     }
 
     /// The key prefix.

@@ -34,8 +34,8 @@ use rusqlite::{
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::store::{
-    check_table_name, is_valid_session_key, new_session_key, KeyRange, SessionRecord, Store,
-    StoreError, Swap,
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, SessionRecord, StorageOrder,
+    Store, StoreError, Swap, UserTable,
 };
 
 const BACKEND: &str = "sqlite";
@@ -311,6 +311,14 @@ fn invalid_key() -> StoreError {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn storage_order(&self) -> Option<&dyn StorageOrder> {
+        Some(self)
+    }
+
+    fn user_table(&self) -> Option<&dyn UserTable> {
+        Some(self)
+    }
+
     fn backend(&self) -> &'static str {
         BACKEND
     }
@@ -529,6 +537,20 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.run(move |inner| {
+            let conn = inner.writer();
+            let n = conn
+                .execute(&inner.sql.purge, [compare_datetime(now)])
+                .map_err(db_err)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl StorageOrder for SqliteStore {
     async fn scan_stored(
         &self,
         cursor: Option<i64>,
@@ -562,18 +584,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.run(move |inner| {
-            let conn = inner.writer();
-            let n = conn
-                .execute(&inner.sql.purge, [compare_datetime(now)])
-                .map_err(db_err)?;
-            Ok(n as u64)
-        })
-        .await
-    }
-
+#[async_trait]
+impl UserTable for SqliteStore {
     async fn password_hashes(
         &self,
         users_table: &str,

@@ -273,34 +273,49 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
-    /// Bulk scans in the order rows are stored, where that differs from key
-    /// order (a SQLite table with a rowid, as Django creates it): census and
-    /// re-sign then touch pages sequentially instead of at random. `cursor` is
-    /// the position returned by the previous call (`None` to start); the
-    /// result is the page and the next cursor. `Ok(None)`: the store has no
-    /// such order; use [`Store::scan`].
+    /// Deletes expired records; returns how many.
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// This store's scan in storage order, if it has one (a SQLite table
+    /// with a rowid, as Django creates it): see [`StorageOrder`].
+    fn storage_order(&self) -> Option<&dyn StorageOrder> {
+        None
+    }
+
+    /// This store's users table lookup, if it has one (the SQL stores): see
+    /// [`UserTable`].
+    fn user_table(&self) -> Option<&dyn UserTable> {
+        None
+    }
+}
+
+/// Bulk scans in the order rows are stored, where that differs from key
+/// order: census and re-sign then read pages sequentially instead of at
+/// random. Reached through [`Store::storage_order`].
+#[async_trait]
+pub trait StorageOrder: Send + Sync {
+    /// Up to `limit` records after position `cursor` (`None` to start), in
+    /// storage order (expired ones included), and the position to continue
+    /// from. `Ok(None)`: this table has no such order after all (SQLite
+    /// `WITHOUT ROWID`, keyroll's own layout); use [`Store::scan`].
     async fn scan_stored(
         &self,
         cursor: Option<i64>,
         limit: usize,
-    ) -> Result<Option<(Vec<SessionRecord>, i64)>, StoreError> {
-        let _ = (cursor, limit);
-        Ok(None)
-    }
+    ) -> Result<Option<(Vec<SessionRecord>, i64)>, StoreError>;
+}
 
-    /// Deletes expired records; returns how many.
-    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
-
+/// The users table a SQL store can read, for re-making login hashes in bulk.
+/// Reached through [`Store::user_table`].
+#[async_trait]
+pub trait UserTable: Send + Sync {
     /// The stored password hashes of these user ids, from a users table with
-    /// columns `id` and `password` (Django's `auth_user`). SQL stores only.
+    /// columns `id` and `password` (Django's `auth_user`).
     async fn password_hashes(
         &self,
         users_table: &str,
         ids: &[String],
-    ) -> Result<HashMap<String, String>, StoreError> {
-        let _ = (users_table, ids);
-        Err(StoreError::Unsupported("this store has no users table"))
-    }
+    ) -> Result<HashMap<String, String>, StoreError>;
 }
 
 /// Checks a table name is a plain identifier (it is put into SQL text).

@@ -261,3 +261,32 @@ async fn purge_of_a_large_backlog_goes_in_chunks() {
     assert_eq!(store.purge_expired(now()).await.unwrap(), 0);
     assert!(store.load(&live, now()).await.unwrap().is_some());
 }
+
+/// An application that already has a deadpool-postgres pool gives it to
+/// keyroll instead of a URL: the same store, on the app's own connections.
+#[tokio::test]
+async fn a_store_over_the_applications_own_pool_works() {
+    let url = postgres_url();
+    let Some((probe, table, _cleanup)) = bare_store(None).await else {
+        return;
+    };
+    probe.ensure_schema().await.unwrap();
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
+    let pool = deadpool_postgres::Pool::builder(manager)
+        .max_size(2)
+        .build()
+        .unwrap();
+    let store =
+        PostgresStore::with_pool(pool.clone(), &table, keyroll_store::Timeouts::default()).unwrap();
+    let exp = now() + Duration::hours(1);
+    let key = store.create("from-the-app-pool", exp).await.unwrap();
+    assert_eq!(
+        probe.load(&key, now()).await.unwrap().unwrap().data,
+        "from-the-app-pool",
+        "written through the app's pool, read through keyroll's own"
+    );
+    assert!(store.update(&rec(&key, "again", exp)).await.unwrap());
+    assert!(pool.status().size >= 1, "the app's pool did the work");
+    assert!(PostgresStore::with_pool(pool, "bad name", Default::default()).is_err());
+}

@@ -211,3 +211,22 @@ async fn timeouts_in_the_url() {
         );
     }
 }
+
+/// An application that already has a redis `ConnectionManager` gives it to
+/// keyroll instead of a URL.
+#[tokio::test]
+async fn a_store_over_the_applications_own_connection_works() {
+    let Some((probe, _raw, _cleanup)) = store().await else {
+        return;
+    };
+    let client = redis::Client::open(redis_url().as_str()).unwrap();
+    let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let store = RedisStore::with_connection(conn, probe.prefix());
+    let exp = now() + Duration::hours(1);
+    let key = store.create("from-the-app-connection", exp).await.unwrap();
+    assert_eq!(
+        probe.load(&key, now()).await.unwrap().unwrap().data,
+        "from-the-app-connection"
+    );
+    assert!(store.delete(&key).await.unwrap());
+}

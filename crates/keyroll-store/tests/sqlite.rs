@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::{data, new_key, now, rec, snapshot};
-use keyroll_store::{SqliteStore, Store};
+use keyroll_store::{SqliteStore, StorageOrder as _, Store};
 use time::macros::datetime;
 use time::Duration;
 
