@@ -44,6 +44,8 @@ mod bulk;
 mod engine;
 mod memory;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod timeouts;
 mod url;
 

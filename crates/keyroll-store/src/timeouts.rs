@@ -1,4 +1,6 @@
 //! How long a network store waits, and the URL parameters that say so.
+// Only the network stores read timeouts from a URL.
+#![cfg_attr(not(any(feature = "postgres", feature = "redis")), allow(dead_code))]
 
 use std::time::Duration;
 

@@ -8,4 +8,4 @@
 
 mod common;
 
-common::store_suite!(common::memory);
+keyroll_store::store_suite!(common::memory);

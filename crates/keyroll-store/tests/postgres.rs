@@ -18,7 +18,7 @@ use keyroll_store::{PostgresStore, Store};
 use time::macros::datetime;
 use time::Duration;
 
-common::store_suite!(common::postgres);
+keyroll_store::store_suite!(common::postgres);
 
 /// Connects a store to a table of its own (not created), dropped at the end.
 async fn bare_store(ddl: Option<&str>) -> Option<(PostgresStore, String, common::Cleanup)> {

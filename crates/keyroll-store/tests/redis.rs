@@ -16,7 +16,7 @@ use keyroll_store::{KeyRange, RedisStore, Store};
 use redis::AsyncCommands;
 use time::Duration;
 
-common::store_suite!(common::redis);
+keyroll_store::store_suite!(common::redis);
 
 async fn store() -> Option<(
     RedisStore,

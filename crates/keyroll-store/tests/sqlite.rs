@@ -18,7 +18,7 @@ use keyroll_store::{SqliteStore, StorageOrder as _, Store};
 use time::macros::datetime;
 use time::Duration;
 
-common::store_suite!(common::sqlite);
+keyroll_store::store_suite!(common::sqlite);
 
 /// Django 5.2's DDL for the session table on SQLite (`sqlmigrate sessions 0001`).
 const DJANGO_DDL: &str = r#"
