@@ -102,9 +102,16 @@ impl ResignSummary {
         self.conflicts += o.conflicts;
     }
 
-    /// The CLI's summary line.
+    /// The CLI's summary line (the same as `Display`).
     pub fn line(&self) -> String {
-        format!(
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for ResignSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
             "resigned {}, already-current {}, unverifiable {}, expired {}, auth-rehashed {}, conflicts {}",
             self.resigned, self.already_current, self.unverifiable, self.expired, self.auth_rehashed, self.conflicts
         )

@@ -18,6 +18,16 @@
 //!
 //! This crate does no I/O but reading and writing ring files, and never reads
 //! the clock or the environment itself: time (`now`) and variables are passed in.
+//! The rule for login hashes that every front end shares — re-made under the
+//! primary only when it verifies with the user's current password — is
+//! [`SessionAuthHash::judge_at`]. Django's low-level encodings are in
+//! [`encoding`] and its JSON in [`json`].
+//!
+//! **A note on `serde_json`:** byte-for-byte Django JSON needs `serde_json`'s
+//! `preserve_order` and `arbitrary_precision` features. Cargo features are
+//! additive, so an application that links keyroll gets them for its own
+//! `serde_json` too: objects keep insertion order and numbers keep their
+//! text (`Value::Number` compares as written).
 //!
 //! ```
 //! use keyroll::{KeyRing, Secret, SessionCodec, Role};
@@ -47,10 +57,10 @@ mod auth;
 mod canonical;
 mod cookie;
 mod crypto;
-mod encoding;
+pub mod encoding;
 mod env;
 mod error;
-mod json;
+pub mod json;
 mod limits;
 mod object;
 mod reset;
@@ -69,9 +79,12 @@ pub use cookie::{
     COOKIE_KEY_PREFIX, MESSAGES_SALT,
 };
 pub use crypto::{salted_hmac, Algorithm, Tag};
+// Kept at the root for existing callers; the modules are their home.
+#[doc(hidden)]
 pub use encoding::{b36_decode, b36_encode, b62_decode, b62_encode, b64_decode, b64_encode};
 pub use env::{ring_from_env, EnvRingError};
 pub use error::{ConfigError, Limit, SignError, VerifyError};
+#[doc(hidden)]
 pub use json::{parse_json, python_json, python_json_into};
 pub use limits::Limits;
 pub use object::{ObjectSigner, OBJECT_SALT};
