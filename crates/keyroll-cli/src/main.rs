@@ -4,6 +4,15 @@
 //! `keyroll` library. Exit status: 0 success, 1 when something verified
 //! badly or a check failed, 2 for usage or configuration errors.
 
+/// `println!` that returns the write's error instead of panicking, so a
+/// closed pipe (`keyroll census … | head -1`) ends the command quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod batches;
 mod demo;
 mod keys;
@@ -87,11 +96,7 @@ pub(crate) struct KeySource {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Keygen { length } => {
-            let secret = keyroll::ringfile::generate_secret(usize::from(length));
-            println!("{}", String::from_utf8_lossy(secret.expose()));
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Keygen { length } => keygen(length),
         Command::Ring(cmd) => ring_cmd::run(cmd),
         Command::Sign(args) => sign_cmd::sign(args),
         Command::Verify(args) => sign_cmd::verify(args),
@@ -110,6 +115,19 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
     }
+}
+
+fn keygen(length: u16) -> anyhow::Result<ExitCode> {
+    if usize::from(length) < keyroll::ringfile::DEFAULT_SECRET_LEN {
+        // Django's check security.W009 asks for at least 50 characters.
+        eprintln!(
+            "keyroll: warning: a {length}-character secret is shorter than the 50 Django's \
+             security check (W009) asks for; use --length 50 or more"
+        );
+    }
+    let secret = keyroll::ringfile::generate_secret(usize::from(length));
+    outln!("{}", String::from_utf8_lossy(secret.expose()));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

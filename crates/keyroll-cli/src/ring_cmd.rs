@@ -155,7 +155,7 @@ pub(crate) fn run(cmd: RingCommand) -> anyhow::Result<ExitCode> {
             let rf = RingFile::generate(now, DEFAULT_SECRET_LEN);
             rf.create_new(&file)?;
             let id = rf.entries.first().map(RingEntry::id);
-            println!(
+            outln!(
                 "created {} with primary key {}",
                 file.display(),
                 id.map(|i| i.to_string()).unwrap_or_default()
@@ -173,7 +173,7 @@ pub(crate) fn run(cmd: RingCommand) -> anyhow::Result<ExitCode> {
                 None => Ok(rf.stage(now, DEFAULT_SECRET_LEN)),
                 Some((source, secret)) => stage_given(rf, source, secret, now),
             })?;
-            println!("{id}");
+            outln!("{id}");
         }
         RingCommand::Promote {
             file,
@@ -187,7 +187,7 @@ pub(crate) fn run(cmd: RingCommand) -> anyhow::Result<ExitCode> {
                 rf.promote(key_id, grace, min_staged, force, now)
             })?;
             let until = now + grace;
-            println!(
+            outln!(
                 "promoted {new} to primary; {old} is a fallback until {} ({} grace)",
                 rfc3339(until),
                 format_duration(grace)
@@ -201,7 +201,7 @@ pub(crate) fn run(cmd: RingCommand) -> anyhow::Result<ExitCode> {
             RingFile::update(&file, opts(allow_insecure), &env_var, |rf| {
                 rf.retire(key_id)
             })?;
-            println!("retired {key_id}");
+            outln!("retired {key_id}");
         }
         RingCommand::List {
             file,
@@ -209,7 +209,7 @@ pub(crate) fn run(cmd: RingCommand) -> anyhow::Result<ExitCode> {
             allow_insecure,
         } => {
             let rf = RingFile::open(&file, opts(allow_insecure), &env_var)?;
-            list(&rf, json);
+            list(&rf, json)?;
         }
         RingCommand::Check { file } => return check(&file, now),
         RingCommand::Auto {
@@ -226,16 +226,16 @@ pub(crate) fn run(cmd: RingCommand) -> anyhow::Result<ExitCode> {
                 Ok(rf.auto(every, min_staged, grace, now, DEFAULT_SECRET_LEN))
             })?;
             if actions.is_empty() {
-                println!("nothing to do");
+                outln!("nothing to do");
             }
             for a in actions {
                 match a {
-                    AutoAction::Retired(id) => println!("retired {id}"),
-                    AutoAction::Promoted { key, old } => println!(
+                    AutoAction::Retired(id) => outln!("retired {id}"),
+                    AutoAction::Promoted { key, old } => outln!(
                         "promoted {key} to primary; {old} is a fallback until {}",
                         rfc3339(now + grace)
                     ),
-                    AutoAction::Staged(id) => println!("staged {id}"),
+                    AutoAction::Staged(id) => outln!("staged {id}"),
                     _ => {}
                 }
             }
@@ -343,7 +343,7 @@ fn source(e: &RingEntry) -> String {
     }
 }
 
-fn list(rf: &RingFile, json: bool) {
+fn list(rf: &RingFile, json: bool) -> anyhow::Result<()> {
     // Show keys in verification order: primary, staged, fallback.
     let mut entries: Vec<&RingEntry> = rf.entries.iter().collect();
     entries.sort_by_key(|e| match e.role {
@@ -366,8 +366,8 @@ fn list(rf: &RingFile, json: bool) {
                 })
             })
             .collect();
-        println!("{}", serde_json::json!({ "keys": keys }));
-        return;
+        outln!("{}", serde_json::json!({ "keys": keys }));
+        return Ok(());
     }
     for e in entries {
         let mut line = format!("{}\t{}", e.id(), e.role);
@@ -382,8 +382,9 @@ fn list(rf: &RingFile, json: bool) {
             }
         }
         line.push_str(&format!("\tsource={}", source(e)));
-        println!("{line}");
+        outln!("{line}");
     }
+    Ok(())
 }
 
 fn check(file: &Path, now: OffsetDateTime) -> anyhow::Result<ExitCode> {
@@ -394,16 +395,16 @@ fn check(file: &Path, now: OffsetDateTime) -> anyhow::Result<ExitCode> {
         Ok(found) => found,
         Err(e @ RingFileError::Io { .. }) => return Err(e.into()),
         Err(e) => {
-            println!("error: {e}");
+            outln!("error: {e}");
             return Ok(ExitCode::from(1));
         }
     };
     for f in exposed.into_iter().chain(rf.check(now)) {
         if f.error {
             errors += 1;
-            println!("error: {}", f.message);
+            outln!("error: {}", f.message);
         } else {
-            println!("warning: {}", f.message);
+            outln!("warning: {}", f.message);
         }
     }
     if errors > 0 {
@@ -414,7 +415,7 @@ fn check(file: &Path, now: OffsetDateTime) -> anyhow::Result<ExitCode> {
         .iter()
         .find(|e| e.role == Role::Primary)
         .map(RingEntry::id);
-    println!(
+    outln!(
         "ok: {} keys, primary {}",
         rf.entries.len(),
         primary.map(|i| i.to_string()).unwrap_or_default()

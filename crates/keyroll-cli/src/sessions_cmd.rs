@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use keyroll::Role;
 use keyroll_store::{open_store, BulkOptions, Progress, Store, StoreOptions, Users, DJANGO_TABLE};
 use time::OffsetDateTime;
 
@@ -34,12 +35,52 @@ pub(crate) struct TableArgs {
 }
 
 impl TableArgs {
-    async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
-        let table = match (&self.table, self.django) {
+    fn table(&self) -> String {
+        match (&self.table, self.django) {
             (Some(t), _) => t.clone(),
             (None, true) => DJANGO_TABLE.to_owned(),
             (None, false) => keyroll_store::DEFAULT_TABLE.to_owned(),
-        };
+        }
+    }
+
+    /// Refuses what cannot be right before anything is opened: Django's
+    /// sessions in Redis (this CLI sees only database sessions), and a SQLite
+    /// file that does not exist (a mistyped path must not become a new, empty
+    /// database that census reports as "nothing left").
+    fn check(&self) -> anyhow::Result<()> {
+        let scheme = self.database.split_once("://").map(|(s, _)| s);
+        if self.django && matches!(scheme, Some("redis" | "rediss")) {
+            anyhow::bail!(
+                "--django with a redis:// URL: Django does not keep database sessions in Redis. \
+                 With SESSION_ENGINE = cache (or cached_db's cache side) the sessions are cache \
+                 entries Django names itself, and with signed_cookies they are in the browsers: \
+                 this command cannot see either. Run it on the database of DATABASES (for the db \
+                 and cached_db engines), or rotate from inside the Django app."
+            );
+        }
+        if let Some(path) = self.sqlite_path() {
+            if !path.exists() {
+                anyhow::bail!(
+                    "no SQLite database at {}: check the path (sqlite://relative.db, \
+                     sqlite:///absolute.db); this command opens existing databases only",
+                    path.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The file of a `sqlite://` URL (`None` for other stores and in-memory databases).
+    fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        let rest = self.database.strip_prefix("sqlite://")?;
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && path != ":memory:" && !path.starts_with("file::memory:"))
+            .then(|| path.into())
+    }
+
+    async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        self.check()?;
+        let table = self.table();
         let opts = StoreOptions {
             table,
             redis_prefix: self.redis_prefix.clone(),
@@ -57,6 +98,13 @@ pub(crate) struct CensusArgs {
     table: TableArgs,
     #[command(flatten)]
     keys: KeySource,
+    /// Users table (columns id, password): rows whose login hash needs a key
+    /// count under it too (default auth_user with --django).
+    #[arg(long, value_name = "T")]
+    users_table: Option<String>,
+    /// Refuse to run unless this key id is the primary (catches swapped keys).
+    #[arg(long, value_name = "KEY_ID")]
+    expect_primary: Option<String>,
     /// One JSON object instead of lines.
     #[arg(long)]
     json: bool,
@@ -78,6 +126,9 @@ pub(crate) struct ResignArgs {
     /// (default auth_user with --django).
     #[arg(long, value_name = "T")]
     users_table: Option<String>,
+    /// Refuse to run unless this key id is the primary (catches swapped keys).
+    #[arg(long, value_name = "KEY_ID")]
+    expect_primary: Option<String>,
     /// Rows per batch.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     batch: usize,
@@ -128,9 +179,92 @@ fn check_counts(batch: usize, jobs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The ring a census or resign runs with, after the checks that catch the
+/// usual mistakes: `--expect-primary` that does not match (keys swapped), no
+/// key but the primary (the old key forgotten: every old row would read as
+/// unverifiable), Django's session table without its users table (login
+/// hashes not looked at). Says on stderr which key is primary.
+fn checked_ring(
+    src: &KeySource,
+    expect_primary: Option<&str>,
+    table: &TableArgs,
+    users_table: Option<&str>,
+    command: &str,
+) -> anyhow::Result<keyroll::KeyRing> {
+    let ring = keys::load(src)?;
+    let primary = ring.primary().id().to_string();
+    if let Some(want) = expect_primary {
+        if want != primary {
+            anyhow::bail!(
+                "the primary key is {primary}, not {want} (--expect-primary): are the keys \
+                 swapped? SECRET_KEY (or the ring's primary) must be the NEW key, and the old \
+                 one a fallback"
+            );
+        }
+    }
+    let others: Vec<String> = ring
+        .keys()
+        .filter(|k| k.role() != Role::Primary)
+        .map(|k| format!("{} {}", k.role(), k.id()))
+        .collect();
+    eprintln!(
+        "keyroll {command}: primary {primary}{}{}",
+        if others.is_empty() { "" } else { ", " },
+        others.join(", ")
+    );
+    if others.is_empty() {
+        let what = "the keys name only a primary key: every row signed by another key counts as \
+                    unverifiable";
+        if command == "resign" {
+            anyhow::bail!(
+                "{what}, and there is nothing to re-sign. Give the old key too \
+                 (SECRET_KEY_FALLBACKS, OLD_SECRET_KEY, or a fallback in the ring file)"
+            );
+        }
+        eprintln!(
+            "keyroll: WARNING: {what}. If you are rotating, the old key is missing \
+             (SECRET_KEY_FALLBACKS not set in this shell?): do not read \"unverifiable\" as \
+             safe to drop"
+        );
+    }
+    if users_table.is_none() && table.table() == DJANGO_TABLE {
+        eprintln!(
+            "keyroll: WARNING: --table {DJANGO_TABLE} without --django (or --users-table): login \
+             hashes (_auth_user_hash) are {}; add --django",
+            if command == "resign" {
+                "not re-made, and users whose hash was made with the old key are logged out when \
+                 it retires"
+            } else {
+                "not looked at, so rows that need the old key only for their login hash are not \
+                 counted under it"
+            }
+        );
+    }
+    Ok(ring)
+}
+
+/// The users table a census or resign uses: `--users-table`, or Django's
+/// `auth_user` with `--django`.
+fn users_table(table: &TableArgs, given: Option<&String>) -> anyhow::Result<Option<String>> {
+    let t = given
+        .cloned()
+        .or_else(|| table.django.then(|| "auth_user".to_owned()));
+    if let Some(t) = &t {
+        keyroll_store::check_table_name(t)?;
+    }
+    Ok(t)
+}
+
 pub(crate) fn census(args: CensusArgs) -> anyhow::Result<ExitCode> {
     check_counts(args.batch, args.jobs)?;
-    let ring = keys::load(&args.keys)?;
+    let users_table = users_table(&args.table, args.users_table.as_ref())?;
+    let ring = checked_ring(
+        &args.keys,
+        args.expect_primary.as_deref(),
+        &args.table,
+        users_table.as_deref(),
+        "census",
+    )?;
     let rt = runtime()?;
     let census = rt.block_on(async {
         let store = args.table.open().await?;
@@ -138,6 +272,7 @@ pub(crate) fn census(args: CensusArgs) -> anyhow::Result<ExitCode> {
             salt: args.table.salt.clone(),
             batch: args.batch,
             jobs: args.jobs,
+            users: users_table.map(Users::Table),
             ..BulkOptions::default()
         };
         let (bar, progress) = progress("census");
@@ -148,36 +283,44 @@ pub(crate) fn census(args: CensusArgs) -> anyhow::Result<ExitCode> {
         }
         anyhow::Ok(c?)
     })?;
+    let live: u64 = census.unverifiable + census.keys.iter().map(|(_, _, n)| n).sum::<u64>();
+    if args.table.django && live == 0 && census.expired == 0 {
+        eprintln!(
+            "keyroll: WARNING: {DJANGO_TABLE} is empty. If SESSION_ENGINE is cache or \
+             signed_cookies, Django's sessions are not in this table and this command cannot \
+             see them (they are cache entries, or in the browsers): rotate from inside the app"
+        );
+    }
     if args.json {
         let keys: Vec<serde_json::Value> = census
             .keys
             .iter()
             .map(|(id, role, rows)| serde_json::json!({"key_id": id.to_string(), "role": role.as_str(), "rows": rows}))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"keys": keys, "unverifiable": census.unverifiable, "expired": census.expired})
         );
     } else {
         for (id, role, rows) in &census.keys {
-            println!("{id}\t{role}\t{rows}");
+            outln!("{id}\t{role}\t{rows}");
         }
-        println!("unverifiable\t{}", census.unverifiable);
-        println!("expired\t{}", census.expired);
+        outln!("unverifiable\t{}", census.unverifiable);
+        outln!("expired\t{}", census.expired);
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn resign(args: ResignArgs) -> anyhow::Result<ExitCode> {
     check_counts(args.batch, args.jobs)?;
-    let ring = keys::load(&args.keys)?;
-    let users_table = args
-        .users_table
-        .clone()
-        .or_else(|| args.table.django.then(|| "auth_user".to_owned()));
-    if let Some(t) = &users_table {
-        keyroll_store::check_table_name(t)?;
-    }
+    let users_table = users_table(&args.table, args.users_table.as_ref())?;
+    let ring = checked_ring(
+        &args.keys,
+        args.expect_primary.as_deref(),
+        &args.table,
+        users_table.as_deref(),
+        "resign",
+    )?;
     let rt = runtime()?;
     let summary = rt.block_on(async {
         let store = args.table.open().await?;
@@ -200,7 +343,7 @@ pub(crate) fn resign(args: ResignArgs) -> anyhow::Result<ExitCode> {
         }
         anyhow::Ok(s?)
     })?;
-    println!("{}", summary.line());
+    outln!("{}", summary.line());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -210,6 +353,6 @@ pub(crate) fn purge(args: PurgeArgs) -> anyhow::Result<ExitCode> {
         let store = args.table.open().await?;
         anyhow::Ok(store.purge_expired(OffsetDateTime::now_utc()).await?)
     })?;
-    println!("purged {n} expired sessions");
+    outln!("purged {n} expired sessions");
     Ok(ExitCode::SUCCESS)
 }

@@ -134,13 +134,11 @@ fn bad_store_urls_exit_2_without_showing_credentials() {
     }
     let o = keyroll(&["resign", "--database", "sqlite:///nonexistent-dir/x.db"]);
     assert_eq!(o.status.code(), Some(2));
-    let o = keyroll(&[
-        "resign",
-        "--database",
-        "sqlite://x.db",
-        "--table",
-        "bad;name",
-    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    std::fs::write(&db, b"").unwrap();
+    let url = format!("sqlite://{}", db.display());
+    let o = keyroll(&["resign", "--database", &url, "--table", "bad;name"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("invalid table name"));
 }

@@ -57,7 +57,8 @@ impl Default for BulkOptions {
 /// What a census found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Census {
-    /// Live rows per key that verifies them, in ring order.
+    /// Live rows per key they need (by signature; with users, by login hash
+    /// too), in ring order.
     pub keys: Vec<(KeyId, Role, u64)>,
     /// Live rows no key of the ring verifies (by signature: the payload is not
     /// decoded, as [`resign`] re-signs whatever a ring key verifies).
@@ -125,7 +126,13 @@ fn no_progress() -> Progress {
     Arc::new(|_| {})
 }
 
-/// Counts rows per verifying key, unverifiable and expired.
+/// Counts live rows per key they need, unverifiable and expired rows.
+///
+/// A row needs the key whose signature verifies it; with
+/// [`BulkOptions::users`], also the key its `_auth_user_hash` was made with
+/// (for the user's current password), so that "no row needs key A" means
+/// retiring A logs no one out — the same rows [`resign`] (with the same
+/// users) would rewrite. A row that needs two keys counts under each.
 ///
 /// # Errors
 /// [`StoreError`] when the store fails.
@@ -137,14 +144,17 @@ pub async fn census(
     progress: Option<Progress>,
 ) -> Result<Census, StoreError> {
     let codec = Arc::new(SessionCodec::with_salt(ring, &opts.salt, None));
+    let auth = Arc::new(SessionAuthHash::new(ring));
     let progress = progress.unwrap_or_else(no_progress);
     let mut tasks = tokio::task::JoinSet::new();
     for range in KeyRange::split(opts.jobs) {
-        let (store, codec, progress, batch) = (
+        let (store, codec, auth, progress, batch, users) = (
             Arc::clone(&store),
             Arc::clone(&codec),
+            Arc::clone(&auth),
             Arc::clone(&progress),
             opts.batch.max(1),
+            opts.users.clone(),
         );
         tasks.spawn(async move {
             let mut per_key: HashMap<KeyId, u64> = HashMap::new();
@@ -155,22 +165,57 @@ pub async fn census(
                 if rows.is_empty() {
                     break;
                 }
-                for r in &rows {
+                // The signature, as `resign` decides: a row counts under the
+                // key whose signature verifies it, unverifiable when no ring
+                // key does. With users, also under the key its login hash
+                // was made with (for the user's current password): a row
+                // signed by the primary whose login hash needs an old key
+                // still needs that key.
+                let mut logins: Vec<(usize, String, String)> = Vec::new();
+                let mut needs: Vec<Vec<KeyId>> = Vec::with_capacity(rows.len());
+                for (i, r) in rows.iter().enumerate() {
+                    let mut need = Vec::new();
                     if r.is_expired_at(now) {
                         expired += 1;
-                        continue;
+                    } else {
+                        match codec
+                            .object_signer()
+                            .timestamp_signer()
+                            .unsign_at(&r.data, None, now)
+                        {
+                            Ok(v) => {
+                                need.push(v.key_id);
+                                if users.is_some() {
+                                    if let Ok(d) = codec.decode_at(&r.data, now) {
+                                        if let Some((id, hash)) = session_login(&d.value) {
+                                            logins.push((i, id, hash.to_owned()));
+                                        }
+                                    }
+                                }
+                            }
+                            Err(_) => unverifiable += 1,
+                        }
                     }
-                    // The signature only, as `resign` decides: a row counts under
-                    // the key whose signature verifies it (its payload is not
-                    // decoded), unverifiable when no ring key does.
-                    match codec
-                        .object_signer()
-                        .timestamp_signer()
-                        .unsign_at(&r.data, None, now)
-                    {
-                        Ok(v) => *per_key.entry(v.key_id).or_default() += 1,
-                        Err(_) => unverifiable += 1,
+                    needs.push(need);
+                }
+                if let (Some(users), false) = (&users, logins.is_empty()) {
+                    let ids = logins.iter().map(|(_, id, _)| id.clone()).collect();
+                    let passwords = password_hashes(store.as_ref(), users, ids).await?;
+                    for (i, id, hash) in &logins {
+                        let Some(password) = passwords.get(id) else {
+                            continue;
+                        };
+                        if let (Ok(v), Some(need)) =
+                            (auth.check_at(hash, password, now), needs.get_mut(*i))
+                        {
+                            if !need.contains(&v.key_id) {
+                                need.push(v.key_id);
+                            }
+                        }
                     }
+                }
+                for id in needs.into_iter().flatten() {
+                    *per_key.entry(id).or_default() += 1;
                 }
                 progress(rows.len() as u64);
                 if rows.len() < batch {
@@ -307,6 +352,31 @@ impl Pager {
     }
 }
 
+/// The current password hashes of the users `ids`, from `users`.
+async fn password_hashes(
+    store: &dyn Store,
+    users: &Users,
+    ids: BTreeSet<String>,
+) -> Result<HashMap<String, String>, StoreError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    match users {
+        Users::Map(map) => Ok(ids
+            .into_iter()
+            .filter_map(|id| map.get(&id).map(|p| (id, p.clone())))
+            .collect()),
+        Users::Table(table) => {
+            let ids: Vec<String> = ids.into_iter().collect();
+            store
+                .user_table()
+                .ok_or(StoreError::Unsupported("this store has no users table"))?
+                .password_hashes(table, &ids)
+                .await
+        }
+    }
+}
+
 struct Worker {
     store: Arc<dyn Store>,
     codec: Arc<SessionCodec>,
@@ -356,11 +426,9 @@ impl Worker {
                     })
                 })
                 .collect();
-            let fetched: HashMap<String, String>;
-            let passwords: &HashMap<String, String> = match &self.opts.users {
-                Some(Users::Map(map)) => map,
-                Some(Users::Table(table)) => {
-                    let ids: BTreeSet<String> = decoded
+            let passwords = match &self.opts.users {
+                Some(users) => {
+                    let ids = decoded
                         .iter()
                         .filter_map(|d| match d {
                             Some(Ok(Checked::Decoded(v))) => {
@@ -369,23 +437,11 @@ impl Worker {
                             _ => None,
                         })
                         .collect();
-                    fetched = if ids.is_empty() {
-                        HashMap::new()
-                    } else {
-                        let ids: Vec<String> = ids.into_iter().collect();
-                        self.store
-                            .user_table()
-                            .ok_or(StoreError::Unsupported("this store has no users table"))?
-                            .password_hashes(table, &ids)
-                            .await?
-                    };
-                    &fetched
+                    password_hashes(self.store.as_ref(), users, ids).await?
                 }
-                None => {
-                    fetched = HashMap::new();
-                    &fetched
-                }
+                None => HashMap::new(),
             };
+            let passwords = &passwords;
             let mut swaps = Vec::new();
             let mut rehashed_in = Vec::new();
             for (r, d) in rows.iter().zip(decoded) {
