@@ -17,9 +17,10 @@ use crate::{keys, KeySource};
 /// Where the sessions are.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct TableArgs {
-    /// sqlite://relative.db, sqlite:///absolute.db, postgres://…, redis://…
+    /// sqlite://relative.db, sqlite:///absolute.db, postgres://… (or
+    /// postgresql://, pgsql://), redis://… [default: $DATABASE_URL]
     #[arg(long, value_name = "URL")]
-    database: String,
+    database: Option<String>,
     /// Table name (default keyroll_session; django_session with --django).
     #[arg(long, value_name = "T")]
     table: Option<String>,
@@ -47,8 +48,19 @@ impl TableArgs {
     /// sessions in Redis (this CLI sees only database sessions), and a SQLite
     /// file that does not exist (a mistyped path must not become a new, empty
     /// database that census reports as "nothing left").
-    fn check(&self) -> anyhow::Result<()> {
-        let scheme = self.database.split_once("://").map(|(s, _)| s);
+    /// `--database`, or `$DATABASE_URL` (as Django deployments using
+    /// dj-database-url have it).
+    fn url(&self) -> anyhow::Result<String> {
+        self.database
+            .clone()
+            .or_else(|| keys::env_var("DATABASE_URL").filter(|u| !u.is_empty()))
+            .ok_or_else(|| {
+                anyhow::anyhow!("say where the sessions are: --database URL (or DATABASE_URL)")
+            })
+    }
+
+    fn check(&self, url: &str) -> anyhow::Result<()> {
+        let scheme = url.split_once("://").map(|(s, _)| s);
         if self.django && matches!(scheme, Some("redis" | "rediss")) {
             anyhow::bail!(
                 "--django with a redis:// URL: Django does not keep database sessions in Redis. \
@@ -58,7 +70,7 @@ impl TableArgs {
                  and cached_db engines), or rotate from inside the Django app."
             );
         }
-        if let Some(path) = self.sqlite_path() {
+        if let Some(path) = sqlite_path(url) {
             if !path.exists() {
                 anyhow::bail!(
                     "no SQLite database at {}: check the path (sqlite://relative.db, \
@@ -70,26 +82,27 @@ impl TableArgs {
         Ok(())
     }
 
-    /// The file of a `sqlite://` URL (`None` for other stores and in-memory databases).
-    fn sqlite_path(&self) -> Option<std::path::PathBuf> {
-        let rest = self.database.strip_prefix("sqlite://")?;
-        let path = rest.split('?').next().unwrap_or(rest);
-        (!path.is_empty() && path != ":memory:" && !path.starts_with("file::memory:"))
-            .then(|| path.into())
-    }
-
     async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
-        self.check()?;
+        let url = self.url()?;
+        self.check(&url)?;
         let table = self.table();
         let opts = StoreOptions {
             table,
             redis_prefix: self.redis_prefix.clone(),
             ..StoreOptions::default()
         };
-        open_store(&self.database, &opts)
+        open_store(&url, &opts)
             .await
             .context("cannot open the session store")
     }
+}
+
+/// The file of a `sqlite://` URL (`None` for other stores and in-memory databases).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:" && !path.starts_with("file::memory:"))
+        .then(|| path.into())
 }
 
 #[derive(Args, Debug)]

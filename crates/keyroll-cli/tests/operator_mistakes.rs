@@ -293,3 +293,36 @@ fn keygen_shorter_than_fifty_characters_warns_like_django() {
     let o = rotating(&["keygen"]);
     assert!(stderr(&o).is_empty(), "{}", stderr(&o));
 }
+
+/// Django deployments configured with dj-database-url have `DATABASE_URL`:
+/// without `--database`, that is where the sessions are.
+#[test]
+fn database_url_from_the_environment_when_no_database_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, url) = django_db(dir.path());
+    common::insert(&path, "django_session", &[login(A, A)]);
+    let (a, _) = ids();
+    let o = Command::new(KEYROLL)
+        .args(["census", "--django"])
+        .env("SECRET_KEY", B)
+        .env("SECRET_KEY_FALLBACKS", format!("[\"{A}\"]"))
+        .env("DATABASE_URL", &url)
+        .env_remove("KEYROLL_KEYRING")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("{a}\tfallback\t1")),
+        "{}",
+        stdout(&o)
+    );
+    let o = Command::new(KEYROLL)
+        .args(["census", "--django"])
+        .env("SECRET_KEY", B)
+        .env_remove("DATABASE_URL")
+        .env_remove("KEYROLL_KEYRING")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("DATABASE_URL"), "{}", stderr(&o));
+}

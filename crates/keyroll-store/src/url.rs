@@ -52,6 +52,9 @@ impl Default for StoreOptions {
 /// | `pool_timeout` | 5 | PostgreSQL only: waiting for a pooled connection when all are busy |
 /// | `query_timeout` | 10 | waiting for the answer to one statement or command; a PostgreSQL connection that timed out is closed, not reused |
 ///
+/// PostgreSQL URLs may be spelt `postgres://`, `postgresql://` or `pgsql://`
+/// (as dj-database-url accepts them).
+///
 /// e.g. `postgres://keyroll@db/app?connect_timeout=2&query_timeout=3`. A
 /// request that runs into one of them fails with [`StoreError::Unavailable`]
 /// naming the timeout (a web layer answers 500); nothing is retried behind
@@ -76,15 +79,23 @@ pub async fn open_store(url: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>
         #[cfg(not(feature = "sqlite"))]
         return Err(StoreError::FeatureMissing("sqlite"));
     }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    // dj-database-url's spellings of PostgreSQL.
+    let pg = ["postgres://", "postgresql://", "pgsql://"]
+        .iter()
+        .find_map(|p| url.strip_prefix(p));
+    if let Some(rest) = pg {
         #[cfg(feature = "postgres")]
         {
+            let url = format!("postgres://{rest}");
             let store =
-                crate::postgres::PostgresStore::connect(url, &opts.table, opts.pool_size).await?;
+                crate::postgres::PostgresStore::connect(&url, &opts.table, opts.pool_size).await?;
             return Ok(Arc::new(store));
         }
         #[cfg(not(feature = "postgres"))]
-        return Err(StoreError::FeatureMissing("postgres"));
+        {
+            let _ = rest;
+            return Err(StoreError::FeatureMissing("postgres"));
+        }
     }
     if url.starts_with("redis://") || url.starts_with("rediss://") {
         #[cfg(feature = "redis")]

@@ -290,3 +290,31 @@ async fn a_store_over_the_applications_own_pool_works() {
     assert!(pool.status().size >= 1, "the app's pool did the work");
     assert!(PostgresStore::with_pool(pool, "bad name", Default::default()).is_err());
 }
+
+/// dj-database-url's spellings of a PostgreSQL URL all open the store.
+#[tokio::test]
+async fn postgresql_and_pgsql_urls_open_postgres() {
+    let url = postgres_url();
+    let Some(rest) = url.strip_prefix("postgres://").map(str::to_owned) else {
+        return; // a key=value connection string: nothing to respell
+    };
+    let Some((probe, table, _cleanup)) = bare_store(None).await else {
+        return;
+    };
+    probe.ensure_schema().await.unwrap();
+    let opts = keyroll_store::StoreOptions {
+        table: table.clone(),
+        ..Default::default()
+    };
+    for scheme in ["postgresql", "pgsql"] {
+        let store = keyroll_store::open_store(&format!("{scheme}://{rest}"), &opts)
+            .await
+            .unwrap_or_else(|e| panic!("{scheme}: {e}"));
+        assert_eq!(store.backend(), "postgres", "{scheme}");
+        let key = store
+            .create(scheme, now() + Duration::hours(1))
+            .await
+            .unwrap();
+        assert_eq!(probe.load(&key, now()).await.unwrap().unwrap().data, scheme);
+    }
+}
