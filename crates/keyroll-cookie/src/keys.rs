@@ -440,7 +440,10 @@ mod tests {
         let short = Secret::from("short");
         let a = cookie_key(&short, KeyMaterial::Auto).unwrap();
         assert_eq!(a, cookie_key(&short, KeyMaterial::Auto).unwrap());
-        assert_ne!(a, cookie_key(&Secret::from("shorT"), KeyMaterial::Auto).unwrap());
+        assert_ne!(
+            a,
+            cookie_key(&Secret::from("shorT"), KeyMaterial::Auto).unwrap()
+        );
         assert_eq!(
             cookie_key(&short, KeyMaterial::Master),
             Err(KeyError::NotAMasterKey(short.id()))

@@ -74,7 +74,11 @@ where
     }
 }
 
-fn rewrite_request(rotate: &RotateCookies, headers: &mut http::HeaderMap, remade: &mut Vec<Remade>) {
+fn rewrite_request(
+    rotate: &RotateCookies,
+    headers: &mut http::HeaderMap,
+    remade: &mut Vec<Remade>,
+) {
     if !headers.contains_key(COOKIE) {
         return;
     }

@@ -66,7 +66,11 @@ impl CookieRing {
     ///
     /// # Errors
     /// [`RingLoadError`] for an unreadable, insecure or invalid file or key.
-    pub fn open(path: &Path, opts: OpenOptions, material: KeyMaterial) -> Result<Self, RingLoadError> {
+    pub fn open(
+        path: &Path,
+        opts: OpenOptions,
+        material: KeyMaterial,
+    ) -> Result<Self, RingLoadError> {
         Ok(Self::new(load(path, opts, material)?))
     }
 
@@ -129,7 +133,13 @@ impl CookieRing {
     /// Follows `handle`: every time it reloads, the ring file at `path` is
     /// read again and its keys swapped in, so cookies rotate together with
     /// the sessions and tokens the handle serves.
-    pub fn follow(&self, handle: &RingHandle, path: &Path, opts: OpenOptions, material: KeyMaterial) {
+    pub fn follow(
+        &self,
+        handle: &RingHandle,
+        path: &Path,
+        opts: OpenOptions,
+        material: KeyMaterial,
+    ) {
         let weak = Arc::downgrade(&self.inner);
         let path: PathBuf = path.to_owned();
         handle.on_reload(move |_ring| {
@@ -141,7 +151,11 @@ impl CookieRing {
     }
 }
 
-fn load(path: &Path, opts: OpenOptions, material: KeyMaterial) -> Result<CookieKeys, RingLoadError> {
+fn load(
+    path: &Path,
+    opts: OpenOptions,
+    material: KeyMaterial,
+) -> Result<CookieKeys, RingLoadError> {
     let file = RingFile::open(path, opts, &|name| std::env::var(name).ok())?;
     Ok(CookieKeys::from_ring_file(&file, material)?)
 }

@@ -189,9 +189,16 @@ impl RotateCookies {
             text.push_str(header.get(copied..piece_start).unwrap_or_default());
             let lead = piece.len() - piece.trim_start().len();
             text.push_str(piece.get(..lead).unwrap_or_default());
-            text.push_str(&Cookie::new(named.name.as_str(), fresh.as_str()).encoded().to_string());
+            text.push_str(
+                &Cookie::new(named.name.as_str(), fresh.as_str())
+                    .encoded()
+                    .to_string(),
+            );
             copied = piece_start + piece.len();
-            remade.push(Remade { index, value: fresh });
+            remade.push(Remade {
+                index,
+                value: fresh,
+            });
         }
         out.map(|mut text| {
             text.push_str(header.get(copied..).unwrap_or_default());
