@@ -1,12 +1,13 @@
 //! The running cookie keys: swapped atomically, following a ring file's reloads.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use keyroll::ringfile::{OpenOptions, RingFile, RingFileError};
+#[cfg(feature = "ring-handle")]
 use keyroll_axum::RingHandle;
 
 use crate::keys::{CookieKeys, KeyError, KeyMaterial};
@@ -34,9 +35,9 @@ struct Inner {
 ///
 /// keyroll's `KeyRing` keeps its secrets to itself, so the cookie keys come
 /// from the ring file's entries (`RingFile::entries`), which hold them:
-/// [`CookieRing::open`] reads the file, and [`CookieRing::follow`] re-reads
-/// it whenever a [`RingHandle`] reloads (file watcher, SIGHUP or
-/// `reload_from_file`).
+/// [`CookieRing::open`] reads the file, and `CookieRing::follow` (feature
+/// `ring-handle`, on by default) re-reads it whenever keyroll-axum's
+/// `RingHandle` reloads (file watcher, SIGHUP or `reload_from_file`).
 #[derive(Clone)]
 pub struct CookieRing {
     inner: Arc<Inner>,
@@ -133,6 +134,7 @@ impl CookieRing {
     /// Follows `handle`: every time it reloads, the ring file at `path` is
     /// read again and its keys swapped in, so cookies rotate together with
     /// the sessions and tokens the handle serves.
+    #[cfg(feature = "ring-handle")]
     pub fn follow(
         &self,
         handle: &RingHandle,
@@ -141,7 +143,7 @@ impl CookieRing {
         material: KeyMaterial,
     ) {
         let weak = Arc::downgrade(&self.inner);
-        let path: PathBuf = path.to_owned();
+        let path: std::path::PathBuf = path.to_owned();
         handle.on_reload(move |_ring| {
             if let Some(inner) = weak.upgrade() {
                 let ring = CookieRing { inner };
