@@ -98,14 +98,14 @@ fn rewrite_request(rotate: &RotateCookies, headers: &mut HeaderMap, remade: &mut
         return;
     }
     let keys = rotate.ring.load();
-    let now = OffsetDateTime::now_utc();
+    let mut now: Option<OffsetDateTime> = None;
     let mut any = false;
     let mut all: Vec<HeaderValue> = Vec::new();
     for value in headers.get_all(COOKIE) {
         let new = value
             .to_str()
             .ok()
-            .and_then(|text| rotate.rewrite_header(&keys, text, now, remade))
+            .and_then(|text| rotate.rewrite_header(&keys, text, &mut now, remade))
             .and_then(|new| HeaderValue::from_str(&new).ok());
         match new {
             Some(v) => {

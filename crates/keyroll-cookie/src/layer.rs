@@ -83,11 +83,11 @@ fn rewrite_request(
         return;
     }
     let keys = rotate.ring.load();
-    let now = OffsetDateTime::now_utc();
+    let mut now: Option<OffsetDateTime> = None;
     let mut changed: Vec<(usize, HeaderValue)> = Vec::new();
     for (i, value) in headers.get_all(COOKIE).iter().enumerate() {
         let Ok(text) = value.to_str() else { continue };
-        if let Some(new) = rotate.rewrite_header(&keys, text, now, remade) {
+        if let Some(new) = rotate.rewrite_header(&keys, text, &mut now, remade) {
             if let Ok(v) = HeaderValue::from_str(&new) {
                 changed.push((i, v));
             }

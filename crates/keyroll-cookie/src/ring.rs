@@ -56,7 +56,7 @@ impl CookieRing {
     pub fn new(keys: CookieKeys) -> Self {
         Self {
             inner: Arc::new(Inner {
-                keys: ArcSwap::from_pointee(keys),
+                keys: ArcSwap::from_pointee(keys.with_generation(0)),
                 generation: AtomicU64::new(0),
                 last_error: Mutex::new(None),
             }),

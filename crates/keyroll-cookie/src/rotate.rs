@@ -101,6 +101,64 @@ pub(crate) struct Remade {
 pub struct RotateCookies {
     pub(crate) ring: CookieRing,
     named: Arc<Vec<Named>>,
+    current: Arc<CurrentCache>,
+}
+
+/// Cookies the primary verified lately, so that a current cookie costs a
+/// keyed hash, not an HMAC or an AES-GCM open, on its next request.
+///
+/// Direct-mapped: slot `h % SLOTS` holds `h`, a SipHash (random keys, so
+/// nobody can aim at a slot) of the ring generation, the cookie's name and
+/// its exact value. A hit only means "leave this cookie alone", which is
+/// what the layer does with any cookie it cannot rescue: the app's jar
+/// still verifies it. A collision can at worst leave a stale cookie
+/// un-rescued; it can never make anything accepted.
+struct CurrentCache {
+    hasher: std::collections::hash_map::RandomState,
+    slots: Box<[std::sync::atomic::AtomicU64]>,
+}
+
+const CURRENT_SLOTS: usize = 8192;
+
+impl CurrentCache {
+    fn new() -> Self {
+        Self {
+            hasher: std::collections::hash_map::RandomState::new(),
+            slots: (0..CURRENT_SLOTS)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+        }
+    }
+
+    fn hash(&self, generation: u64, index: usize, value: &str) -> u64 {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        let mut h = self.hasher.build_hasher();
+        h.write_u64(generation);
+        h.write_usize(index);
+        h.write(value.as_bytes());
+        h.finish() | 1
+    }
+
+    fn slot(&self, h: u64) -> Option<&std::sync::atomic::AtomicU64> {
+        self.slots.get((h % CURRENT_SLOTS as u64) as usize)
+    }
+
+    fn contains(&self, h: u64) -> bool {
+        self.slot(h)
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed) == h)
+    }
+
+    fn insert(&self, h: u64) {
+        if let Some(s) = self.slot(h) {
+            s.store(h, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl std::fmt::Debug for CurrentCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CurrentCache").finish_non_exhaustive()
+    }
 }
 
 impl RotateCookies {
@@ -109,6 +167,7 @@ impl RotateCookies {
         Self {
             ring,
             named: Arc::new(Vec::new()),
+            current: Arc::new(CurrentCache::new()),
         }
     }
 
@@ -157,7 +216,7 @@ impl RotateCookies {
         &self,
         keys: &CookieKeys,
         header: &str,
-        now: OffsetDateTime,
+        now: &mut Option<OffsetDateTime>,
         remade: &mut Vec<Remade>,
     ) -> Option<String> {
         let mut out: Option<String> = None;
@@ -172,17 +231,29 @@ impl RotateCookies {
             let Some(named) = self.named.get(index) else {
                 continue;
             };
-            let fresh = match named.kind {
+            let h = self.current.hash(keys.generation(), index, &value);
+            if self.current.contains(h) {
+                continue;
+            }
+            let now = *now.get_or_insert_with(OffsetDateTime::now_utc);
+            let role = match named.kind {
                 CookieKind::Signed => keys
                     .verify_signed_at(&value, now)
-                    .ok()
-                    .and_then(|v| (v.role != Role::Primary).then(|| keys.sign(v.value))),
+                    .map(|v| (v.role, v.value.to_owned())),
                 CookieKind::Private => keys
                     .open_private_at(&named.name, &value, now)
-                    .ok()
-                    .and_then(|v| {
-                        (v.role != Role::Primary).then(|| keys.seal(&named.name, &v.value))
-                    }),
+                    .map(|v| (v.role, v.value)),
+            };
+            let fresh = match role {
+                Ok((Role::Primary, _)) => {
+                    self.current.insert(h);
+                    None
+                }
+                Ok((_, plain)) => Some(match named.kind {
+                    CookieKind::Signed => keys.sign(&plain),
+                    CookieKind::Private => keys.seal(&named.name, &plain),
+                }),
+                Err(_) => None,
             };
             let Some(fresh) = fresh else { continue };
             let text = out.get_or_insert_with(|| String::with_capacity(header.len() + 64));
@@ -298,5 +369,75 @@ impl RotateCookies {
             Cow::Borrowed(value)
         };
         Some((index, value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use keyroll::Secret;
+
+    use crate::keys::KeyMaterial;
+
+    fn keys(entries: &[(&Secret, Role)]) -> CookieKeys {
+        CookieKeys::new(
+            entries.iter().map(|(s, r)| (*s, *r, None)),
+            KeyMaterial::Auto,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cookie_cached_as_current_is_still_rescued_after_the_primary_changes() {
+        let (a, b) = (Secret::from("a".repeat(40)), Secret::from("b".repeat(40)));
+        let before = keys(&[(&a, Role::Primary)]);
+        // The ring starts at a generation a later reload reaches again.
+        let ring = CookieRing::new(before.clone().with_generation(1));
+        let rotate = RotateCookies::new(ring.clone()).signed("s").private("p");
+        let header = format!("s={}; p={}", before.sign("v"), before.seal("p", "w"));
+        for _ in 0..2 {
+            let mut remade = Vec::new();
+            let k = ring.load();
+            assert_eq!(
+                rotate.rewrite_header(&k, &header, &mut None, &mut remade),
+                None
+            );
+            assert!(remade.is_empty());
+        }
+        ring.reload(keys(&[(&b, Role::Primary), (&a, Role::Fallback)]));
+        let mut remade = Vec::new();
+        let k = ring.load();
+        let new = rotate
+            .rewrite_header(&k, &header, &mut None, &mut remade)
+            .unwrap();
+        assert_eq!(remade.len(), 2);
+        let after = keys(&[(&b, Role::Primary)]);
+        let now = OffsetDateTime::now_utc();
+        let (s, p) = new.split_once("; ").unwrap();
+        let s = percent_decode_str(s.strip_prefix("s=").unwrap())
+            .decode_utf8()
+            .unwrap();
+        let p = percent_decode_str(p.strip_prefix("p=").unwrap())
+            .decode_utf8()
+            .unwrap();
+        assert_eq!(after.verify_signed_at(&s, now).unwrap().value, "v");
+        assert_eq!(after.open_private_at("p", &p, now).unwrap().value, "w");
+    }
+
+    #[test]
+    fn other_cookies_and_spacing_are_kept_byte_for_byte() {
+        let (a, b) = (Secret::from("a".repeat(40)), Secret::from("b".repeat(40)));
+        let old = keys(&[(&a, Role::Primary)]);
+        let ring = CookieRing::new(keys(&[(&b, Role::Primary), (&a, Role::Fallback)]));
+        let rotate = RotateCookies::new(ring.clone()).signed("s");
+        let header = format!("x=1;  s={} ;y=\"q\"", old.sign("v"));
+        let mut remade = Vec::new();
+        let new = rotate
+            .rewrite_header(&ring.load(), &header, &mut None, &mut remade)
+            .unwrap();
+        assert!(new.starts_with("x=1;  s="), "{new}");
+        assert!(new.ends_with(";y=\"q\""), "{new}");
+        assert_eq!(remade.len(), 1);
     }
 }
