@@ -108,7 +108,7 @@ enum Codec {
     Timestamp(TimestampSigner),
     Object(ObjectSigner),
     Cookie {
-        keys: CookieKeys,
+        keys: Box<CookieKeys>,
         kind: CookieKind,
         name: String,
     },
@@ -140,7 +140,7 @@ impl Codec {
                 bail!("--name must be a cookie name (no '=', ';' or whitespace)");
             }
             return Ok(Codec::Cookie {
-                keys: cookie_keys(src)?,
+                keys: Box::new(cookie_keys(src)?),
                 kind,
                 name: name.clone(),
             });

@@ -57,7 +57,9 @@ fn bench(c: &mut Criterion) {
         old.sign("alice"),
         old.seal("secret", "s3cr3t")
     );
+    let ring_keys = ring.current();
     let layer = RotateCookiesLayer::new(RotateCookies::new(ring).signed("user").private("secret"));
+    let layer_again = layer.clone();
     let bare = app(key_b.clone());
     let layered = app(key_b).layer(layer);
     let req = |cookie: &str| {
@@ -77,6 +79,51 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("with layer, stale cookies (re-made)", |bch| {
         bch.iter(|| black_box(rt.block_on(layered.clone().oneshot(req(&stale))).unwrap()))
+    });
+    g.finish();
+
+    // The layer alone, around a service that does nothing: its added CPU per request.
+    let noop = tower::service_fn(|_req: Request<Body>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty()))
+    });
+    let layered_noop = tower::Layer::layer(&layer_again, noop);
+    let mut g = c.benchmark_group("layer_alone");
+    g.bench_function("no-op service, no layer", |bch| {
+        bch.iter(|| black_box(rt.block_on(noop.oneshot(req(&current))).unwrap()))
+    });
+    g.bench_function("no-op service, layer, current cookies", |bch| {
+        bch.iter(|| {
+            black_box(
+                rt.block_on(layered_noop.clone().oneshot(req(&current)))
+                    .unwrap(),
+            )
+        })
+    });
+    g.bench_function("no-op service, layer, stale cookies", |bch| {
+        bch.iter(|| {
+            black_box(
+                rt.block_on(layered_noop.clone().oneshot(req(&stale)))
+                    .unwrap(),
+            )
+        })
+    });
+    g.finish();
+
+    // A current cookie the layer has not seen yet: one HMAC / one AES-GCM open.
+    let now = time::OffsetDateTime::now_utc();
+    let (s, p) = (new.sign("alice"), new.seal("secret", "s3cr3t"));
+    let mut g = c.benchmark_group("keys");
+    g.bench_function("verify a signed cookie (primary)", |bch| {
+        bch.iter(|| black_box(ring_keys.verify_signed_at(black_box(&s), now).is_ok()))
+    });
+    g.bench_function("open a private cookie (primary)", |bch| {
+        bch.iter(|| {
+            black_box(
+                ring_keys
+                    .open_private_at("secret", black_box(&p), now)
+                    .is_ok(),
+            )
+        })
     });
     g.finish();
 }
