@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::Args;
+use keyroll::ringfile::{OpenOptions, RingFile};
 use keyroll::{
     Algorithm, KeyId, KeyRing, ObjectSigner, Role, Signer, SignerBuilder, TimestampSigner,
 };
+use keyroll_cookie::{CookieKeys, KeyMaterial};
 use time::OffsetDateTime;
 
 use crate::batches::{self, BatchLine};
@@ -21,6 +23,24 @@ use crate::{keys, KeySource};
 fn algorithm_arg(s: &str) -> Result<Algorithm, String> {
     Algorithm::parse(s).ok_or_else(|| format!("{s:?} is not one of sha1, sha256, sha512"))
 }
+
+/// `--cookie`'s formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CookieKind {
+    Signed,
+    Private,
+}
+
+fn cookie_kind_arg(s: &str) -> Result<CookieKind, String> {
+    match s {
+        "signed" => Ok(CookieKind::Signed),
+        "private" => Ok(CookieKind::Private),
+        _ => Err(format!("{s:?} is not one of signed, private")),
+    }
+}
+
+/// The longest cookie value `--cookie` reads (browsers keep at most 4096 bytes a cookie).
+const MAX_COOKIE_LINE: usize = 1 << 16;
 
 /// The format and its options, shared by `sign` and `verify`.
 #[derive(Args, Debug, Clone)]
@@ -34,6 +54,15 @@ pub(crate) struct FormatArgs {
     /// Django's signing.dumps / loads: VALUE is JSON text; verify prints compact JSON.
     #[arg(long, group = "mode")]
     object: bool,
+    /// The cookie crate's signed or private cookie value (axum-extra, tower-sessions,
+    /// actix-web), needs --name and a ring file; each ring secret maps to a cookie Key
+    /// (docs/rust-apps.md).
+    #[arg(long, group = "mode", value_name = "signed|private", value_parser = cookie_kind_arg,
+          requires = "name", conflicts_with_all = ["salt", "compress"])]
+    cookie: Option<CookieKind>,
+    /// With --cookie: the cookie's name (private cookies are bound to it).
+    #[arg(long, value_name = "NAME", requires = "cookie")]
+    name: Option<String>,
     /// With --object when signing: zlib-compress when it makes the token shorter.
     #[arg(long, requires = "object")]
     compress: bool,
@@ -78,10 +107,44 @@ enum Codec {
     Plain(Signer),
     Timestamp(TimestampSigner),
     Object(ObjectSigner),
+    Cookie {
+        keys: Box<CookieKeys>,
+        kind: CookieKind,
+        name: String,
+    },
+}
+
+/// The cookie keys of the ring file named by the flags or `$KEYROLL_KEYRING`
+/// (keyroll's `KeyRing` keeps its secrets to itself; the file's entries hold them).
+fn cookie_keys(src: &KeySource) -> anyhow::Result<CookieKeys> {
+    let path = src.keyring.clone().or_else(|| {
+        keys::env_var("KEYROLL_KEYRING")
+            .filter(|s| !s.is_empty())
+            .map(Into::into)
+    });
+    let Some(path) = path else {
+        bail!("--cookie needs a ring file (--keyring FILE or KEYROLL_KEYRING)");
+    };
+    let opts = OpenOptions {
+        allow_insecure: src.allow_insecure,
+    };
+    let file = RingFile::open(&path, opts, &keys::env_var)
+        .with_context(|| format!("cannot use key ring {}", path.display()))?;
+    Ok(CookieKeys::from_ring_file(&file, KeyMaterial::Auto)?)
 }
 
 impl Codec {
-    fn new(f: &FormatArgs, ring: &KeyRing) -> anyhow::Result<Self> {
+    fn new(f: &FormatArgs, ring: &KeyRing, src: &KeySource) -> anyhow::Result<Self> {
+        if let (Some(kind), Some(name)) = (f.cookie, &f.name) {
+            if name.is_empty() || name.contains(['=', ';', ' ', '\t', '\n']) {
+                bail!("--name must be a cookie name (no '=', ';' or whitespace)");
+            }
+            return Ok(Codec::Cookie {
+                keys: Box::new(cookie_keys(src)?),
+                kind,
+                name: name.clone(),
+            });
+        }
         let mut b = SignerBuilder::new()
             .sep(f.sep.clone())
             .algorithm(f.algorithm);
@@ -106,6 +169,10 @@ impl Codec {
                     serde_json::from_str(value).context("--object: the value is not JSON")?;
                 s.dumps_at(&v, now)?
             }
+            Codec::Cookie { keys, kind, name } => match kind {
+                CookieKind::Signed => keys.sign(value),
+                CookieKind::Private => keys.seal(name, value),
+            },
         })
     }
 
@@ -114,6 +181,7 @@ impl Codec {
             Codec::Plain(s) => s.limits().max_token_len(),
             Codec::Timestamp(s) => s.signer().limits().max_token_len(),
             Codec::Object(s) => s.timestamp_signer().signer().limits().max_token_len(),
+            Codec::Cookie { .. } => MAX_COOKIE_LINE,
         }
     }
 
@@ -138,35 +206,50 @@ impl Codec {
                 s.loads_canonical_into(token, max_age, now, &mut json)
                     .map(|v| (v.key_id, v.role, Shown::Json(json)))
             }
-        };
-        let start = out.len();
-        match result {
-            Ok((id, role, shown)) => {
-                push_ok_prefix(prefixes, id, role, out);
-                let written = match shown {
-                    Shown::Text(text) => {
-                        out.push_str(text);
-                        true
-                    }
-                    Shown::Json(json) => {
-                        out.push_str(&json);
-                        true
-                    }
+            Codec::Cookie { keys, kind, name } => {
+                let result = match kind {
+                    CookieKind::Signed => keys
+                        .verify_signed_at(token, now)
+                        .map(|v| (v.key_id, v.role, Shown::Text(v.value))),
+                    CookieKind::Private => keys
+                        .open_private_at(name, token, now)
+                        .map(|v| (v.key_id, v.role, Shown::Cookie(v.value))),
                 };
-                if written {
-                    out.push('\n');
-                    return true;
-                }
-                out.truncate(start);
-                out.push_str("bad\tmalformed\n");
-                false
+                return finish_line(result.map_err(|e| e.reason()), prefixes, out);
             }
-            Err(e) => {
-                out.push_str("bad\t");
-                out.push_str(e.reason());
-                out.push('\n');
-                false
+        };
+        finish_line(result.map_err(|e| e.reason()), prefixes, out)
+    }
+}
+
+/// Appends the result line for one verified (or refused) token.
+fn finish_line(
+    result: Result<(KeyId, Role, Shown<'_>), &'static str>,
+    prefixes: &[(KeyId, Role, String)],
+    out: &mut String,
+) -> bool {
+    match result {
+        Ok((id, role, shown)) => {
+            let text = match &shown {
+                Shown::Text(text) => *text,
+                Shown::Json(json) => json.as_str(),
+                Shown::Cookie(value) => value.as_str(),
+            };
+            // A decrypted cookie may hold a line break, which would forge a line.
+            if text.contains(['\n', '\r']) {
+                out.push_str("bad\tmultiline\n");
+                return false;
             }
+            push_ok_prefix(prefixes, id, role, out);
+            out.push_str(text);
+            out.push('\n');
+            true
+        }
+        Err(reason) => {
+            out.push_str("bad\t");
+            out.push_str(reason);
+            out.push('\n');
+            false
         }
     }
 }
@@ -186,11 +269,12 @@ fn push_ok_prefix(prefixes: &[(KeyId, Role, String)], id: KeyId, role: Role, out
 enum Shown<'a> {
     Text(&'a str),
     Json(String),
+    Cookie(String),
 }
 
 pub(crate) fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
     let ring = keys::load(&args.keys)?;
-    let codec = Codec::new(&args.format, &ring)?;
+    let codec = Codec::new(&args.format, &ring, &args.keys)?;
     let now = OffsetDateTime::now_utc();
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -221,7 +305,7 @@ pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         bail!("--max-age needs --timestamp or --object (plain signatures carry no time)");
     }
     let ring = keys::load(&args.keys)?;
-    let codec = Codec::new(&args.format, &ring)?;
+    let codec = Codec::new(&args.format, &ring, &args.keys)?;
     let max_age = args.max_age.map(Duration::from_secs);
     let jobs = match args.jobs {
         Some(0) => bail!("--jobs must be at least 1"),
