@@ -254,7 +254,8 @@ struct Inner {
     shared: Arc<Shared>,
     incoming: Option<String>,
     now: OffsetDateTime,
-    ring: RequestRing,
+    /// The ring snapshot of this request, once it is needed.
+    pinned: OnceLock<Arc<PreparedRing>>,
     state: tokio::sync::Mutex<State>,
 }
 
@@ -262,19 +263,19 @@ struct Inner {
 /// handle when the request first needs it, then the same for the rest of
 /// the request (loading, re-signing, login hashes, saving), so a reload
 /// never splits a request across two rings.
-#[derive(Debug)]
-pub(crate) struct RequestRing {
-    handle: RingHandle,
-    pinned: OnceLock<Arc<PreparedRing>>,
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RequestRing<'a> {
+    handle: &'a RingHandle,
+    pinned: &'a OnceLock<Arc<PreparedRing>>,
 }
 
-impl RequestRing {
-    fn snapshot(&self) -> &Arc<PreparedRing> {
+impl<'a> RequestRing<'a> {
+    fn snapshot(self) -> &'a Arc<PreparedRing> {
         self.pinned.get_or_init(|| self.handle.snapshot())
     }
 
     /// What the login helpers read of the request's snapshot.
-    pub(crate) fn prepared(&self) -> Prepared {
+    pub(crate) fn prepared(self) -> Prepared {
         Prepared::of(self.snapshot())
     }
 }
@@ -314,10 +315,7 @@ impl Session {
     fn new(shared: Arc<Shared>, incoming: Option<String>, now: OffsetDateTime) -> Self {
         Self {
             inner: Arc::new(Inner {
-                ring: RequestRing {
-                    handle: shared.ring.clone(),
-                    pinned: OnceLock::new(),
-                },
+                pinned: OnceLock::new(),
                 shared,
                 incoming,
                 now,
@@ -332,8 +330,11 @@ impl Session {
     }
 
     /// The ring snapshot this request works under.
-    pub(crate) fn ring(&self) -> &RequestRing {
-        &self.inner.ring
+    pub(crate) fn ring(&self) -> RequestRing<'_> {
+        RequestRing {
+            handle: &self.inner.shared.ring,
+            pinned: &self.inner.pinned,
+        }
     }
 
     async fn loaded(&self) -> Result<Guard<'_>, SessionError> {

@@ -35,13 +35,18 @@ static GENERATIONS: AtomicU64 = AtomicU64::new(1);
 const MAX_DERIVED: usize = 32;
 
 /// A small bounded map of things derived from one ring, made on first use.
+/// The first key asked for (in practice the only one: the engine's salt, the
+/// layer's max-age) is read without a lock.
 struct Derived<K, V> {
+    first: OnceLock<(K, Arc<V>)>,
+    /// The others. Also the lock every insertion (`first` included) takes.
     made: RwLock<Vec<(K, Arc<V>)>>,
 }
 
 impl<K, V> Default for Derived<K, V> {
     fn default() -> Self {
         Self {
+            first: OnceLock::new(),
             made: RwLock::new(Vec::new()),
         }
     }
@@ -76,6 +81,11 @@ impl<K, V> Derived<K, V> {
     }
 
     fn find(&self, is: impl Fn(&K) -> bool) -> Option<Arc<V>> {
+        if let Some((k, v)) = self.first.get() {
+            if is(k) {
+                return Some(Arc::clone(v));
+            }
+        }
         let made = match self.made.read() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
@@ -90,20 +100,30 @@ impl<K, V> Derived<K, V> {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
+        match self.first.get() {
+            Some((k, kept)) if is(k) => return Arc::clone(kept),
+            Some(_) => {}
+            None => {
+                // Only ever set under the write lock: nobody can race this.
+                let _ = self.first.set((key(), Arc::clone(&v)));
+                return v;
+            }
+        }
         if let Some((_, kept)) = made.iter().find(|(k, _)| is(k)) {
             return Arc::clone(kept);
         }
-        if made.len() < MAX_DERIVED {
+        if made.len() + 1 < MAX_DERIVED {
             made.push((key(), Arc::clone(&v)));
         }
         v
     }
 
     fn len(&self) -> usize {
-        match self.made.read() {
+        let others = match self.made.read() {
             Ok(m) => m.len(),
             Err(poisoned) => poisoned.into_inner().len(),
-        }
+        };
+        others + usize::from(self.first.get().is_some())
     }
 }
 
