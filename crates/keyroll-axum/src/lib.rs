@@ -4,9 +4,12 @@
 //! the signing key: nobody is logged out when a new key is staged, promoted,
 //! or the old one retired.
 //!
-//! - [`RingHandle`]: the running [`keyroll::KeyRing`], swapped atomically on
-//!   [`RingHandle::reload`], [`RingHandle::reload_from_file`] or by
-//!   [`RingHandle::watch_file`].
+//! - [`RingHandle`]: the running [`keyroll::KeyRing`], held as one immutable
+//!   [`keyroll_store::PreparedRing`] snapshot (the ring and every key
+//!   derived from it) and swapped atomically on [`RingHandle::reload`],
+//!   [`RingHandle::reload_from_file`] or by [`RingHandle::watch_file`]. The
+//!   session layer, its engine, [`SignedCookies`] and [`ResetTokens`] all
+//!   read that snapshot, once per request or call.
 //! - [`SessionLayer`] + [`Session`]: lazy sessions in two modes, server-side
 //!   (a [`keyroll_store::Store`] through a [`keyroll_store::SessionEngine`],
 //!   re-signing stale rows on read) and Django's signed-cookie sessions
@@ -20,11 +23,10 @@
 //! - [`metrics`]: rotation counters through the `metrics` facade.
 //!
 //! ```no_run
-//! use std::sync::Arc;
 //! use axum::{routing::get, Router};
 //! use keyroll::{KeyRing, Secret};
 //! use keyroll_axum::{RingHandle, Session, SessionLayer, SessionError};
-//! use keyroll_store::{open_store, SessionEngine, StoreOptions};
+//! use keyroll_store::{open_store, StoreOptions};
 //!
 //! async fn visits(session: Session) -> Result<String, SessionError> {
 //!     let n: u64 = session.get("visits").await?.unwrap_or(0) + 1;
@@ -36,10 +38,9 @@
 //! let ring = RingHandle::new(KeyRing::new(Secret::from("a-long-random-secret-from-a-ring-file")));
 //! let store = open_store("sqlite://sessions.db", &StoreOptions::default()).await?;
 //! store.ensure_schema().await?;
-//! let engine = Arc::new(SessionEngine::new(store, &ring.current()));
 //! let app = Router::new()
 //!     .route("/", get(visits))
-//!     .layer(SessionLayer::server(engine, ring.clone()));
+//!     .layer(SessionLayer::server_store(store, ring.clone()));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, app).await?;
 //! # Ok(()) }

@@ -7,24 +7,20 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use keyroll::ringfile::{OpenOptions, RingFile, RingFileError};
-use keyroll::{KeyRing, PasswordResetTokens, SessionAuthHash};
-use keyroll_store::SessionEngine;
+use keyroll::{KeyRing, SessionAuthHash};
+use keyroll_store::{PreparedRing, RingSource, SessionEngine};
 
-/// What is derived from one ring, prepared once per reload (key derivation
-/// is not free, so it never happens per request).
+/// What the login helpers read of one ring snapshot (a view: the hash is
+/// the snapshot's own, prepared once per ring).
 #[derive(Debug)]
 pub(crate) struct Prepared {
-    pub(crate) ring: Arc<KeyRing>,
-    pub(crate) auth: SessionAuthHash,
-    pub(crate) reset: PasswordResetTokens,
+    pub(crate) auth: Arc<SessionAuthHash>,
 }
 
 impl Prepared {
-    fn new(ring: KeyRing) -> Self {
+    pub(crate) fn of(snapshot: &PreparedRing) -> Self {
         Self {
-            auth: SessionAuthHash::new(&ring),
-            reset: PasswordResetTokens::new(&ring),
-            ring: Arc::new(ring),
+            auth: Arc::clone(snapshot.auth_hash()),
         }
     }
 }
@@ -32,7 +28,7 @@ impl Prepared {
 type Subscriber = Box<dyn Fn(&KeyRing) + Send + Sync>;
 
 struct Inner {
-    current: ArcSwap<Prepared>,
+    current: ArcSwap<PreparedRing>,
     subscribers: Mutex<Vec<Subscriber>>,
     /// Held while a ring file is read and applied, so two reloads (the
     /// watcher and SIGHUP, say) cannot apply an older read after a newer one.
@@ -40,9 +36,12 @@ struct Inner {
 }
 
 /// The key ring a running service signs and verifies with. Cheap to clone
-/// (all clones share one ring); [`RingHandle::reload`] swaps it atomically for
-/// every request that starts afterwards, and tells every subscriber (session
-/// engines, signed-cookie codecs) so they switch too.
+/// (all clones share one ring). It holds one immutable [`PreparedRing`]
+/// snapshot (the ring and everything derived from it); [`RingHandle::reload`]
+/// swaps in a new snapshot atomically, for every operation that starts
+/// afterwards. It is a [`RingSource`]: session engines, the session layer,
+/// signed cookies and reset tokens all read the snapshot from it, so nothing
+/// needs to be told of a reload.
 ///
 /// ```
 /// use keyroll::{KeyRing, Secret, Role};
@@ -72,12 +71,18 @@ impl fmt::Debug for RingHandle {
     }
 }
 
+impl RingSource for RingHandle {
+    fn current(&self) -> Arc<PreparedRing> {
+        self.snapshot()
+    }
+}
+
 impl RingHandle {
     /// A handle over `ring`.
     pub fn new(ring: KeyRing) -> Self {
         Self {
             inner: Arc::new(Inner {
-                current: ArcSwap::from_pointee(Prepared::new(ring)),
+                current: ArcSwap::from_pointee(PreparedRing::new(ring)),
                 subscribers: Mutex::new(Vec::new()),
                 file_lock: Mutex::new(()),
             }),
@@ -95,14 +100,24 @@ impl RingHandle {
 
     /// The ring in force now.
     pub fn current(&self) -> Arc<KeyRing> {
-        Arc::clone(&self.inner.current.load().ring)
+        Arc::clone(self.inner.current.load().ring())
     }
 
-    pub(crate) fn prepared(&self) -> Arc<Prepared> {
+    /// The snapshot in force now: the ring, its generation and what is
+    /// derived from it.
+    pub fn snapshot(&self) -> Arc<PreparedRing> {
         self.inner.current.load_full()
     }
 
+    /// This handle as the ring source of a [`SessionEngine`]
+    /// ([`SessionEngine::with_source`], [`SessionEngine::set_source`]).
+    pub fn source(&self) -> Arc<dyn RingSource> {
+        Arc::new(self.clone())
+    }
+
     /// Calls `f` with the new ring after every reload (and never before).
+    /// Nothing in keyroll needs this (engines, layers and helpers read the
+    /// handle's snapshot); it is for an application's own follow-up.
     pub fn on_reload(&self, f: impl Fn(&KeyRing) + Send + Sync + 'static) {
         match self.inner.subscribers.lock() {
             Ok(mut s) => s.push(Box::new(f)),
@@ -110,32 +125,27 @@ impl RingHandle {
         }
     }
 
-    /// Makes `engine` follow this ring: it gets the current ring now and every
-    /// reloaded one afterwards.
-    pub fn subscribe_engine(&self, engine: &Arc<SessionEngine>) {
-        engine.set_ring(&self.current());
-        let weak = Arc::downgrade(engine);
-        self.on_reload(move |ring| {
-            if let Some(engine) = weak.upgrade() {
-                engine.set_ring(ring);
-            }
-        });
+    /// Makes `engine` follow this ring: its ring source becomes this handle,
+    /// so every operation that starts after a reload is under the new ring.
+    pub fn subscribe_engine(&self, engine: &SessionEngine) {
+        engine.set_source(self.source());
     }
 
-    /// Swaps in a new ring for every later request and tells the subscribers.
+    /// Swaps in a new ring for every later operation (one atomic swap of
+    /// the snapshot), then calls the [`RingHandle::on_reload`] callbacks.
     pub fn reload(&self, ring: KeyRing) {
-        let prepared = Arc::new(Prepared::new(ring));
-        let ring = Arc::clone(&prepared.ring);
+        let prepared = Arc::new(PreparedRing::new(ring));
+        let ring = Arc::clone(prepared.ring());
+        // Under the callbacks' lock, so two reloads cannot interleave and
+        // leave a callback's last word on the older ring.
         let subscribers = match self.inner.subscribers.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
-        // Subscribers first, under the lock, so two reloads cannot interleave
-        // and leave an engine on the older ring.
+        self.inner.current.store(prepared);
         for s in subscribers.iter() {
             s(&ring);
         }
-        self.inner.current.store(prepared);
         drop(subscribers);
         let keys: Vec<String> = ring
             .keys()

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use axum::extract::FromRequestParts;
@@ -10,9 +10,11 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, Request};
 use keyroll::{
-    session_login, KeyId, KeyRing, LoginCheck, Role, SessionCodec, SessionData, SESSION_USER_HASH,
+    session_login, KeyId, LoginCheck, Role, SessionAuthHash, SessionData, SESSION_USER_HASH,
 };
-use keyroll_store::{LoadOutcome, Refresh, Saved, SessionEngine, SharedSession};
+use keyroll_store::{
+    LoadOutcome, PreparedRing, Refresh, Saved, SessionEngine, SharedSession, Store,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -53,10 +55,22 @@ pub struct SessionLayer {
 }
 
 impl SessionLayer {
-    /// Server-side sessions in `engine`'s store. The engine is subscribed to
-    /// `ring`, so it follows every reload.
+    /// Server-side sessions in `store` (Django's database-session salt),
+    /// under `ring`. [`SessionLayer::engine`] is the engine it makes.
+    pub fn server_store(store: Arc<dyn Store>, ring: RingHandle) -> Self {
+        let engine = Arc::new(SessionEngine::with_source(store, ring.source()));
+        Self::with_engine(engine, ring)
+    }
+
+    /// Server-side sessions in `engine`'s store. The engine's ring source
+    /// becomes `ring` (whatever ring it was made with), so it follows every
+    /// reload; each request works under one snapshot of `ring`.
     pub fn server(engine: Arc<SessionEngine>, ring: RingHandle) -> Self {
         ring.subscribe_engine(&engine);
+        Self::with_engine(engine, ring)
+    }
+
+    fn with_engine(engine: Arc<SessionEngine>, ring: RingHandle) -> Self {
         Self {
             backend: Backend::Server(engine),
             ring,
@@ -122,6 +136,14 @@ impl SessionLayer {
     pub fn ring(&self) -> &RingHandle {
         &self.ring
     }
+
+    /// Server mode: the session engine (its counters, say).
+    pub fn engine(&self) -> Option<&Arc<SessionEngine>> {
+        match &self.backend {
+            Backend::Server(engine) => Some(engine),
+            Backend::Cookie => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -130,26 +152,6 @@ struct Shared {
     ring: RingHandle,
     config: SessionConfig,
     logins: Option<Logins>,
-    /// The signed-cookie codec of the latest ring seen.
-    codec: Mutex<Option<(Arc<KeyRing>, Arc<SessionCodec>)>>,
-}
-
-impl Shared {
-    fn cookie_codec(&self) -> Arc<SessionCodec> {
-        let ring = self.ring.current();
-        let mut cached = match self.codec.lock() {
-            Ok(c) => c,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some((r, c)) = cached.as_ref() {
-            if Arc::ptr_eq(r, &ring) {
-                return Arc::clone(c);
-            }
-        }
-        let codec = Arc::new(SessionCodec::signed_cookie(&ring, self.config.max_age));
-        *cached = Some((ring, Arc::clone(&codec)));
-        codec
-    }
 }
 
 impl<S> tower::Layer<S> for SessionLayer {
@@ -163,7 +165,6 @@ impl<S> tower::Layer<S> for SessionLayer {
                 ring: self.ring.clone(),
                 config: self.config.clone(),
                 logins: self.logins.clone(),
-                codec: Mutex::new(None),
             }),
         }
     }
@@ -253,7 +254,30 @@ struct Inner {
     shared: Arc<Shared>,
     incoming: Option<String>,
     now: OffsetDateTime,
+    /// The ring snapshot of this request, once it is needed.
+    pinned: OnceLock<Arc<PreparedRing>>,
     state: tokio::sync::Mutex<State>,
+}
+
+/// The ring snapshot one request works under: taken from the layer's
+/// handle when the request first needs it, then the same for the rest of
+/// the request (loading, re-signing, login hashes, saving), so a reload
+/// never splits a request across two rings.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RequestRing<'a> {
+    handle: &'a RingHandle,
+    pinned: &'a OnceLock<Arc<PreparedRing>>,
+}
+
+impl<'a> RequestRing<'a> {
+    fn snapshot(self) -> &'a Arc<PreparedRing> {
+        self.pinned.get_or_init(|| self.handle.snapshot())
+    }
+
+    /// What the login helpers read of the request's snapshot.
+    pub(crate) fn prepared(self) -> Prepared {
+        Prepared::of(self.snapshot())
+    }
 }
 
 /// The current request's session: an axum extractor (needs [`SessionLayer`]).
@@ -291,6 +315,7 @@ impl Session {
     fn new(shared: Arc<Shared>, incoming: Option<String>, now: OffsetDateTime) -> Self {
         Self {
             inner: Arc::new(Inner {
+                pinned: OnceLock::new(),
                 shared,
                 incoming,
                 now,
@@ -304,8 +329,12 @@ impl Session {
         self.inner.now
     }
 
-    pub(crate) fn ring(&self) -> &RingHandle {
-        &self.inner.shared.ring
+    /// The ring snapshot this request works under.
+    pub(crate) fn ring(&self) -> RequestRing<'_> {
+        RequestRing {
+            handle: &self.inner.shared.ring,
+            pinned: &self.inner.pinned,
+        }
     }
 
     async fn loaded(&self) -> Result<Guard<'_>, SessionError> {
@@ -338,7 +367,10 @@ impl Session {
                 _ => {}
             },
             Backend::Cookie => {
-                let codec = self.inner.shared.cookie_codec();
+                let codec = self
+                    .ring()
+                    .snapshot()
+                    .cookie_session_codec(self.inner.shared.config.max_age);
                 match codec.resign_at(incoming, self.inner.now) {
                     Ok(v) => {
                         metrics::verified(v.key_id, v.role);
@@ -377,16 +409,21 @@ impl Session {
         incoming: &str,
     ) -> Result<LoadOutcome<SharedSession>, keyroll_store::StoreError> {
         let now = self.inner.now;
+        let snapshot = self.ring().snapshot();
         let Some(logins) = &self.inner.shared.logins else {
-            return engine.load_shared(incoming, now).await;
+            return engine
+                .load_shared_refreshing_under(snapshot, incoming, now, |_| async { Refresh::Keep })
+                .await;
         };
         // Called only for a stale session: nothing extra on the usual path.
+        // The hash is re-made under the primary of the snapshot the engine
+        // re-signs with.
         engine
-            .load_shared_refreshing(incoming, now, |data| {
+            .load_shared_refreshing_under(snapshot, incoming, now, |data| {
                 let logins = logins.clone();
-                let prepared = self.inner.shared.ring.prepared();
+                let auth = Arc::clone(snapshot.auth_hash());
                 async move {
-                    match refreshed_login(&logins, &prepared, &data, now).await {
+                    match refreshed_login(&logins, &auth, &data, now).await {
                         Some(hash) => {
                             let mut data = (*data).clone();
                             data.insert(SESSION_USER_HASH.to_owned(), Value::String(hash));
@@ -407,8 +444,8 @@ impl Session {
         let Some(logins) = &self.inner.shared.logins else {
             return;
         };
-        let prepared = self.inner.shared.ring.prepared();
-        let Some(hash) = refreshed_login(logins, &prepared, &st.data, self.inner.now).await else {
+        let auth = self.ring().snapshot().auth_hash();
+        let Some(hash) = refreshed_login(logins, auth, &st.data, self.inner.now).await else {
             return;
         };
         Arc::make_mut(&mut st.data).insert(SESSION_USER_HASH.to_owned(), Value::String(hash));
@@ -586,11 +623,17 @@ impl Session {
             }
         } else {
             let key = match st.key.clone() {
-                Some(k) => match engine.save(&k, &st.data, expires, now).await? {
-                    Saved::Updated => k,
-                    Saved::Gone => return Err(interrupted(st)),
-                },
-                None => engine.create(&st.data, expires, now).await?,
+                Some(k) => {
+                    let ring = self.ring().snapshot();
+                    match engine.save_under(ring, &k, &st.data, expires, now).await? {
+                        Saved::Updated => k,
+                        Saved::Gone => return Err(interrupted(st)),
+                    }
+                }
+                None => {
+                    let ring = self.ring().snapshot();
+                    engine.create_under(ring, &st.data, expires, now).await?
+                }
             };
             st.key = Some(key.clone());
             cookie = Some(config.set_cookie(key, max_age, expires));
@@ -650,7 +693,11 @@ impl Session {
                             .is_some()
                             .then(|| config.delete_cookie()));
                     }
-                    let value = shared.cookie_codec().encode_at(&st.data, now)?;
+                    let value = self
+                        .ring()
+                        .snapshot()
+                        .cookie_session_codec(config.max_age)
+                        .encode_at(&st.data, now)?;
                     if value.len() > config.max_cookie_len {
                         return Err(SessionError::CookieTooLarge {
                             len: value.len(),
@@ -714,13 +761,13 @@ fn interrupted(st: &mut State) -> SessionError {
 /// primary's already or does not verify — `current_user` judges those).
 async fn refreshed_login(
     logins: &Logins,
-    prepared: &Prepared,
+    auth: &SessionAuthHash,
     data: &SessionData,
     now: OffsetDateTime,
 ) -> Option<String> {
     let (id, stored) = session_login(data)?;
     let password_hash = logins.0.password_hash(&id).await?;
-    match prepared.auth.judge_at(stored, &password_hash, now) {
+    match auth.judge_at(stored, &password_hash, now) {
         LoginCheck::Stale { verified, remade } => {
             metrics::verified(verified.key_id, verified.role);
             metrics::resigned("auth_hash");

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use keyroll::{cookie_quote, PasswordResetTokens, ResetUser, SignedCookie, Verified, VerifyError};
 use time::OffsetDateTime;
 
@@ -33,12 +35,10 @@ impl ResetTokens {
         self
     }
 
-    fn tokens(&self) -> PasswordResetTokens {
-        let t = self.ring.prepared().reset.clone();
-        match self.timeout {
-            Some(d) => t.with_timeout(d),
-            None => t,
-        }
+    /// The tokens of the ring snapshot in force (prepared once per ring
+    /// and timeout; one snapshot for the whole call).
+    fn tokens(&self) -> Arc<PasswordResetTokens> {
+        self.ring.snapshot().reset_tokens(self.timeout)
     }
 
     /// A token for `user`, under the primary key.
@@ -160,10 +160,12 @@ impl SignedCookies {
         self
     }
 
-    fn signer(&self, name: &str, salt: &str) -> Option<SignedCookie> {
-        SignedCookie::new(&self.ring.current(), name, salt)
-            .ok()
-            .map(|s| s.reading_legacy(self.read_legacy))
+    /// The signer of the ring snapshot in force (prepared once per ring,
+    /// name and salt; one snapshot for the whole call).
+    fn signer(&self, name: &str, salt: &str) -> Option<Arc<SignedCookie>> {
+        self.ring
+            .snapshot()
+            .signed_cookie(name, salt, self.read_legacy)
     }
 
     fn header(

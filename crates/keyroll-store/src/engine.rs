@@ -7,10 +7,15 @@
 //! verified and parsed again.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::time::Duration;
 
-use keyroll::{KeyId, KeyRing, Role, SessionCodec, SessionData, VerifyError};
+use keyroll::{
+    KeyId, KeyRing, PasswordResetTokens, Role, SessionAuthHash, SessionCodec, SessionData,
+    SignedCookie, VerifyError,
+};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -18,6 +23,287 @@ use crate::store::{is_valid_session_key, SessionRecord, Store, StoreError};
 
 /// How many times a stale session is re-read after losing a compare-and-swap.
 const CAS_ATTEMPTS: usize = 3;
+
+/// Generations of every [`PreparedRing`] made in this process: unique, so a
+/// cache entry of one snapshot can never match another (even after an
+/// engine switches between ring sources).
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+
+/// How many per-name or per-salt derivations one snapshot keeps. Names and
+/// salts come from code, so a handful; past the bound a derivation is made
+/// for the call and not kept, so nothing grows without limit.
+const MAX_DERIVED: usize = 32;
+
+/// A small bounded map of things derived from one ring, made on first use.
+/// The first key asked for (in practice the only one: the engine's salt, the
+/// layer's max-age) is read without a lock.
+struct Derived<K, V> {
+    first: OnceLock<(K, Arc<V>)>,
+    /// The others. Also the lock every insertion (`first` included) takes.
+    made: RwLock<Vec<(K, Arc<V>)>>,
+}
+
+impl<K, V> Default for Derived<K, V> {
+    fn default() -> Self {
+        Self {
+            first: OnceLock::new(),
+            made: RwLock::new(Vec::new()),
+        }
+    }
+}
+
+impl<K, V> Derived<K, V> {
+    /// The value for the key `is` recognises, made by `make` (with the key
+    /// `key` builds) the first time.
+    fn get(
+        &self,
+        is: impl Fn(&K) -> bool,
+        key: impl FnOnce() -> K,
+        make: impl FnOnce() -> V,
+    ) -> Arc<V> {
+        if let Some(v) = self.find(&is) {
+            return v;
+        }
+        self.keep(is, key, Arc::new(make()))
+    }
+
+    /// As [`Derived::get`], for a `make` that may fail (nothing is kept then).
+    fn try_get(
+        &self,
+        is: impl Fn(&K) -> bool,
+        key: impl FnOnce() -> K,
+        make: impl FnOnce() -> Option<V>,
+    ) -> Option<Arc<V>> {
+        if let Some(v) = self.find(&is) {
+            return Some(v);
+        }
+        Some(self.keep(is, key, Arc::new(make()?)))
+    }
+
+    fn find(&self, is: impl Fn(&K) -> bool) -> Option<Arc<V>> {
+        if let Some((k, v)) = self.first.get() {
+            if is(k) {
+                return Some(Arc::clone(v));
+            }
+        }
+        let made = match self.made.read() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        made.iter().find(|(k, _)| is(k)).map(|(_, v)| Arc::clone(v))
+    }
+
+    /// Keeps `v` (unless another caller kept one meanwhile: that one is
+    /// returned, so everyone shares one) while under the bound.
+    fn keep(&self, is: impl Fn(&K) -> bool, key: impl FnOnce() -> K, v: Arc<V>) -> Arc<V> {
+        let mut made = match self.made.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match self.first.get() {
+            Some((k, kept)) if is(k) => return Arc::clone(kept),
+            Some(_) => {}
+            None => {
+                // Only ever set under the write lock: nobody can race this.
+                let _ = self.first.set((key(), Arc::clone(&v)));
+                return v;
+            }
+        }
+        if let Some((_, kept)) = made.iter().find(|(k, _)| is(k)) {
+            return Arc::clone(kept);
+        }
+        if made.len() + 1 < MAX_DERIVED {
+            made.push((key(), Arc::clone(&v)));
+        }
+        v
+    }
+
+    fn len(&self) -> usize {
+        let others = match self.made.read() {
+            Ok(m) => m.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
+        };
+        others + usize::from(self.first.get().is_some())
+    }
+}
+
+/// One key ring and everything the hot paths derive from it, prepared once
+/// per ring: immutable, shared by every request that starts while it is in
+/// force, and replaced as a whole (one atomic swap) when the ring is
+/// reloaded. Parts that depend on a name, salt or age (session codecs,
+/// signed-cookie signers, reset tokens with a timeout) are made on first use
+/// and kept for the life of the snapshot, so no request derives a key.
+///
+/// ```
+/// use std::sync::Arc;
+/// use keyroll::{KeyRing, Secret};
+/// use keyroll_store::PreparedRing;
+/// let a = PreparedRing::new(KeyRing::new(Secret::from("a-long-secret-key-0123456789abcdef")));
+/// let codec = a.session_codec(keyroll::DB_SESSION_SALT);
+/// assert!(Arc::ptr_eq(&codec, &a.session_codec(keyroll::DB_SESSION_SALT)));
+/// let b = PreparedRing::new(KeyRing::new(Secret::from("a-long-secret-key-0123456789abcdef")));
+/// assert_ne!(a.generation(), b.generation());
+/// ```
+pub struct PreparedRing {
+    ring: Arc<KeyRing>,
+    generation: u64,
+    auth: OnceLock<Arc<SessionAuthHash>>,
+    /// By timeout (`None`: Django's default).
+    reset: Derived<Option<Duration>, PasswordResetTokens>,
+    /// By salt and age limit.
+    codecs: Derived<(String, Option<Duration>), SessionCodec>,
+    /// By cookie name, salt and whether the legacy salt form is read.
+    cookies: Derived<(String, String, bool), SignedCookie>,
+}
+
+impl fmt::Debug for PreparedRing {
+    // Key ids and roles only: never secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<String> = self
+            .ring
+            .keys()
+            .map(|k| format!("{}:{}", k.id(), k.role()))
+            .collect();
+        f.debug_struct("PreparedRing")
+            .field("generation", &self.generation)
+            .field("keys", &keys)
+            .field("codecs", &self.codecs.len())
+            .field("cookies", &self.cookies.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedRing {
+    /// A snapshot of `ring`, with a generation no other snapshot has.
+    pub fn new(ring: KeyRing) -> Self {
+        Self::from_arc(Arc::new(ring))
+    }
+
+    /// As [`PreparedRing::new`], for a ring already shared.
+    pub fn from_arc(ring: Arc<KeyRing>) -> Self {
+        Self {
+            ring,
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
+            auth: OnceLock::new(),
+            reset: Derived::default(),
+            codecs: Derived::default(),
+            cookies: Derived::default(),
+        }
+    }
+
+    /// The ring.
+    pub fn ring(&self) -> &Arc<KeyRing> {
+        &self.ring
+    }
+
+    /// This snapshot's generation: unique in the process, larger for every
+    /// later snapshot.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// How many derived parts (codecs, signers, reset tokens, the login
+    /// hash) this snapshot has made and keeps. Each is made once, on first
+    /// use, and at most a few dozen are kept.
+    pub fn derived_count(&self) -> usize {
+        self.codecs.len()
+            + self.cookies.len()
+            + self.reset.len()
+            + usize::from(self.auth.get().is_some())
+    }
+
+    /// The codec of database session rows with `salt` (no age limit: a row's
+    /// expiry is the row's).
+    pub fn session_codec(&self, salt: &str) -> Arc<SessionCodec> {
+        self.codec(salt, None)
+    }
+
+    /// The codec of Django's signed-cookie sessions valid for `max_age`.
+    pub fn cookie_session_codec(&self, max_age: Duration) -> Arc<SessionCodec> {
+        self.codec(keyroll::COOKIE_SESSION_SALT, Some(max_age))
+    }
+
+    fn codec(&self, salt: &str, max_age: Option<Duration>) -> Arc<SessionCodec> {
+        self.codecs.get(
+            |(s, m)| s == salt && *m == max_age,
+            || (salt.to_owned(), max_age),
+            || SessionCodec::with_salt(&self.ring, salt, max_age),
+        )
+    }
+
+    /// Django's session auth hash (the login hash) under this ring.
+    pub fn auth_hash(&self) -> &Arc<SessionAuthHash> {
+        self.auth
+            .get_or_init(|| Arc::new(SessionAuthHash::new(&self.ring)))
+    }
+
+    /// Password-reset tokens under this ring, with `timeout` (`None`:
+    /// Django's default, three days).
+    pub fn reset_tokens(&self, timeout: Option<Duration>) -> Arc<PasswordResetTokens> {
+        self.reset.get(
+            |t| *t == timeout,
+            || timeout,
+            || {
+                let t = PasswordResetTokens::new(&self.ring);
+                match timeout {
+                    Some(d) => t.with_timeout(d),
+                    None => t,
+                }
+            },
+        )
+    }
+
+    /// The signer of cookie `name` with `salt`, reading the legacy salt form
+    /// or not; `None` when no signer can be made for them.
+    pub fn signed_cookie(
+        &self,
+        name: &str,
+        salt: &str,
+        read_legacy: bool,
+    ) -> Option<Arc<SignedCookie>> {
+        self.cookies.try_get(
+            |(n, s, l)| n == name && s == salt && *l == read_legacy,
+            || (name.to_owned(), salt.to_owned(), read_legacy),
+            || {
+                SignedCookie::new(&self.ring, name, salt)
+                    .ok()
+                    .map(|c| c.reading_legacy(read_legacy))
+            },
+        )
+    }
+}
+
+/// Where the ring snapshot in force comes from. An operation reads it once,
+/// at its start, and works under that one snapshot throughout; switching to
+/// a new ring is the source handing out a new snapshot (one atomic swap), so
+/// nothing has to be told.
+pub trait RingSource: Send + Sync + fmt::Debug {
+    /// The snapshot in force now.
+    fn current(&self) -> Arc<PreparedRing>;
+}
+
+/// A ring that never changes.
+#[derive(Clone, Debug)]
+pub struct FixedRing(Arc<PreparedRing>);
+
+impl FixedRing {
+    /// A fixed source of `ring`'s snapshot.
+    pub fn new(ring: KeyRing) -> Self {
+        Self(Arc::new(PreparedRing::new(ring)))
+    }
+}
+
+impl From<Arc<PreparedRing>> for FixedRing {
+    fn from(prepared: Arc<PreparedRing>) -> Self {
+        Self(prepared)
+    }
+}
+
+impl RingSource for FixedRing {
+    fn current(&self) -> Arc<PreparedRing> {
+        Arc::clone(&self.0)
+    }
+}
 
 /// A session loaded through the engine.
 #[derive(Clone, PartialEq)]
@@ -217,15 +503,15 @@ impl EngineStats {
 
 /// Loads and saves Django-format sessions in a [`Store`], re-signing on read.
 ///
-/// The ring can be swapped while running ([`SessionEngine::set_ring`]).
+/// The ring comes from a [`RingSource`] (a fixed ring for
+/// [`SessionEngine::new`]; a running, reloadable one for
+/// [`SessionEngine::with_source`]); every operation reads its snapshot once,
+/// at the start.
 #[derive(Debug)]
 pub struct SessionEngine {
     store: Arc<dyn Store>,
     salt: String,
-    /// The codec of the current ring and that ring's generation (bumped by
-    /// every [`SessionEngine::set_ring`]).
-    codec: RwLock<(Arc<SessionCodec>, u64)>,
-    generations: AtomicU64,
+    source: RwLock<Arc<dyn RingSource>>,
     cache: VerifiedCache,
     stats: EngineStats,
 }
@@ -239,17 +525,30 @@ impl SessionEngine {
 
     /// An engine with another session salt.
     pub fn with_salt(store: Arc<dyn Store>, ring: &KeyRing, salt: &str) -> Self {
+        Self::with_source(store, Arc::new(FixedRing::new(ring.clone()))).salt(salt)
+    }
+
+    /// An engine over `store` for database sessions, under whatever ring
+    /// `source` has in force when an operation starts.
+    pub fn with_source(store: Arc<dyn Store>, source: Arc<dyn RingSource>) -> Self {
         // No max_age: a database row's expiry is the row's, so whether bytes
         // verify under the primary does not depend on the time (the primary
         // never retires), which is what lets the cache skip re-verifying.
         Self {
             store,
-            salt: salt.to_owned(),
-            codec: RwLock::new((Arc::new(SessionCodec::with_salt(ring, salt, None)), 0)),
-            generations: AtomicU64::new(0),
+            salt: keyroll::DB_SESSION_SALT.to_owned(),
+            source: RwLock::new(source),
             cache: VerifiedCache::new(DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_BYTES),
             stats: EngineStats::default(),
         }
+    }
+
+    /// Another session salt (a custom `SessionStore` class has salt
+    /// `django.contrib.sessions.` ‖ its qualified name).
+    #[must_use]
+    pub fn salt(mut self, salt: &str) -> Self {
+        salt.clone_into(&mut self.salt);
+        self
     }
 
     /// Sets the bounds of the verified-session cache: at most `entries`
@@ -259,37 +558,47 @@ impl SessionEngine {
     /// sessions, 8 MiB.
     ///
     /// The cache holds sessions this engine verified with the primary key of
-    /// its current ring, keyed by session key. A load still reads the row
+    /// a ring snapshot, keyed by session key. A load still reads the row
     /// from the store every time (so expiry, deletion and other processes'
     /// writes are seen) and uses the cached result only when the stored
-    /// string is byte for byte the one verified, under the same ring (any
-    /// [`SessionEngine::set_ring`] empties it). Sessions verified by staged
-    /// or fallback keys are never cached (they are re-signed anyway, and a
-    /// fallback can retire).
+    /// string is byte for byte the one verified, under the same snapshot
+    /// (its [`PreparedRing::generation`]: any reload or
+    /// [`SessionEngine::set_ring`] makes every entry miss). Sessions verified
+    /// by staged or fallback keys are never cached (they are re-signed
+    /// anyway, and a fallback can retire).
     #[must_use]
     pub fn with_cache_limits(mut self, entries: usize, bytes: usize) -> Self {
         self.cache = VerifiedCache::new(entries, bytes);
         self
     }
 
-    /// Replaces the ring (atomically for every later call).
+    /// Replaces the ring with a fixed one (atomically for every later call).
     pub fn set_ring(&self, ring: &KeyRing) {
-        let codec = Arc::new(SessionCodec::with_salt(ring, &self.salt, None));
-        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        match self.codec.write() {
-            Ok(mut c) => *c = (codec, generation),
-            Err(poisoned) => *poisoned.into_inner() = (codec, generation),
+        self.set_source(Arc::new(FixedRing::new(ring.clone())));
+    }
+
+    /// Takes the ring from `source` from now on (atomically for every later
+    /// call).
+    pub fn set_source(&self, source: Arc<dyn RingSource>) {
+        match self.source.write() {
+            Ok(mut s) => *s = source,
+            Err(poisoned) => *poisoned.into_inner() = source,
         }
-        // Entries of the old ring can no longer match; free them now.
+        // Entries of the old snapshot can no longer match; free them now.
         self.cache.clear();
     }
 
-    fn codec(&self) -> (Arc<SessionCodec>, u64) {
-        let c = match self.codec.read() {
-            Ok(c) => c,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        (Arc::clone(&c.0), c.1)
+    /// The ring snapshot in force now.
+    pub fn ring(&self) -> Arc<PreparedRing> {
+        match self.source.read() {
+            Ok(s) => s.current(),
+            Err(poisoned) => poisoned.into_inner().current(),
+        }
+    }
+
+    /// The session codec of `ring` for this engine's salt.
+    fn codec(&self, ring: &PreparedRing) -> Arc<SessionCodec> {
+        ring.session_codec(&self.salt)
     }
 
     /// The store.
@@ -370,10 +679,33 @@ impl SessionEngine {
         F: Fn(Arc<SessionData>) -> Fut,
         Fut: std::future::Future<Output = Refresh>,
     {
+        self.load_shared_refreshing_under(&self.ring(), key, now, refresh)
+            .await
+    }
+
+    /// As [`SessionEngine::load_shared_refreshing`], under the snapshot
+    /// `ring` instead of the one in force: for a caller that works under one
+    /// snapshot for a whole request (and makes the login hash `refresh`
+    /// writes under that same snapshot's primary).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails or replaced data cannot be encoded.
+    pub async fn load_shared_refreshing_under<F, Fut>(
+        &self,
+        ring: &PreparedRing,
+        key: &str,
+        now: OffsetDateTime,
+        refresh: F,
+    ) -> Result<LoadOutcome<SharedSession>, StoreError>
+    where
+        F: Fn(Arc<SessionData>) -> Fut,
+        Fut: std::future::Future<Output = Refresh>,
+    {
         if !is_valid_session_key(key) {
             return Ok(LoadOutcome::Missing);
         }
-        let (codec, generation) = self.codec();
+        let codec = self.codec(ring);
+        let generation = ring.generation();
         for _ in 0..CAS_ATTEMPTS {
             let Some(record) = self.store.load(key, now).await? else {
                 self.cache.remove(key);
@@ -479,7 +811,21 @@ impl SessionEngine {
         expires: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<String, StoreError> {
-        let encoded = self.encode(data, now)?;
+        self.create_under(&self.ring(), data, expires, now).await
+    }
+
+    /// As [`SessionEngine::create`], signed by the primary of the snapshot `ring`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails or the data cannot be encoded.
+    pub async fn create_under(
+        &self,
+        ring: &PreparedRing,
+        data: &SessionData,
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<String, StoreError> {
+        let encoded = self.encode(ring, data, now)?;
         self.store.create(&encoded, expires).await
     }
 
@@ -498,7 +844,22 @@ impl SessionEngine {
         expires: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<Saved, StoreError> {
-        let encoded = self.encode(data, now)?;
+        self.save_under(&self.ring(), key, data, expires, now).await
+    }
+
+    /// As [`SessionEngine::save`], signed by the primary of the snapshot `ring`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails or the data cannot be encoded.
+    pub async fn save_under(
+        &self,
+        ring: &PreparedRing,
+        key: &str,
+        data: &SessionData,
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Saved, StoreError> {
+        let encoded = self.encode(ring, data, now)?;
         self.cache.remove(key);
         let updated = self
             .store
@@ -520,9 +881,13 @@ impl SessionEngine {
         self.store.delete(key).await
     }
 
-    fn encode(&self, data: &SessionData, now: OffsetDateTime) -> Result<String, StoreError> {
-        self.codec()
-            .0
+    fn encode(
+        &self,
+        ring: &PreparedRing,
+        data: &SessionData,
+        now: OffsetDateTime,
+    ) -> Result<String, StoreError> {
+        self.codec(ring)
             .encode_at(data, now)
             .map_err(|e| StoreError::backend("encode", e))
     }
@@ -572,6 +937,10 @@ struct CachedSession {
 struct CacheMap {
     map: HashMap<String, Arc<CachedSession>>,
     bytes: usize,
+    /// The snapshot generation of the entries: an insert under another
+    /// empties the map first (entries of an older snapshot can never match
+    /// again, so they would only hold memory).
+    generation: u64,
 }
 
 /// Bounded map from session key to the verified form of its stored string.
@@ -656,6 +1025,11 @@ impl VerifiedCache {
             weight,
         });
         let mut m = self.lock();
+        if m.generation != generation {
+            m.map.clear();
+            m.bytes = 0;
+            m.generation = generation;
+        }
         // (Replacing an entry may evict one more than needed: one hash, not two.)
         while !m.map.is_empty()
             && (m.map.len() >= self.max_entries || m.bytes + weight > self.max_bytes)

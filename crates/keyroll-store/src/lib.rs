@@ -58,7 +58,8 @@ mod sqlite;
 
 pub use bulk::{census, resign, BulkOptions, Census, Progress, ResignSummary, Users};
 pub use engine::{
-    LoadOutcome, LoadedSession, Refresh, Saved, SessionEngine, SharedSession, StatsSnapshot,
+    FixedRing, LoadOutcome, LoadedSession, PreparedRing, Refresh, RingSource, Saved, SessionEngine,
+    SharedSession, StatsSnapshot,
 };
 pub use memory::MemoryStore;
 pub use store::{
