@@ -24,7 +24,7 @@ pub async fn login(
         Some(other) if other != user_id => session.flush().await?,
         _ => session.cycle_key().await?,
     }
-    let hash = session.ring().prepared().auth.make(password_hash);
+    let hash = session.ring().auth_hash().make(password_hash);
     session.insert(SESSION_USER_ID, user_id).await?;
     session.insert(SESSION_USER_BACKEND, backend).await?;
     session.insert(SESSION_USER_HASH, hash).await?;
@@ -50,7 +50,7 @@ pub async fn update_session_auth_hash(
     password_hash: &str,
 ) -> Result<(), SessionError> {
     session.cycle_key().await?;
-    let hash = session.ring().prepared().auth.make(password_hash);
+    let hash = session.ring().auth_hash().make(password_hash);
     session.insert(SESSION_USER_HASH, hash).await
 }
 
@@ -78,9 +78,9 @@ pub async fn current_user<L: UserLoader>(
         Some(Value::String(s)) => Some(s),
         _ => None,
     };
-    let prepared = session.ring().prepared();
+    let auth = session.ring().auth_hash();
     let checked = stored.as_deref().map_or(LoginCheck::Invalid, |s| {
-        prepared.auth.judge_at(s, &password_hash, session.now())
+        auth.judge_at(s, &password_hash, session.now())
     });
     match checked {
         LoginCheck::Current(v) => {

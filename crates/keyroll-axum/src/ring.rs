@@ -7,23 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use keyroll::ringfile::{OpenOptions, RingFile, RingFileError};
-use keyroll::{KeyRing, SessionAuthHash};
+use keyroll::KeyRing;
 use keyroll_store::{PreparedRing, RingSource, SessionEngine};
-
-/// What the login helpers read of one ring snapshot (a view: the hash is
-/// the snapshot's own, prepared once per ring).
-#[derive(Debug)]
-pub(crate) struct Prepared {
-    pub(crate) auth: Arc<SessionAuthHash>,
-}
-
-impl Prepared {
-    pub(crate) fn of(snapshot: &PreparedRing) -> Self {
-        Self {
-            auth: Arc::clone(snapshot.auth_hash()),
-        }
-    }
-}
 
 type Subscriber = Box<dyn Fn(&KeyRing) + Send + Sync>;
 

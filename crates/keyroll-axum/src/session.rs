@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use crate::config::{find_cookie, SessionConfig};
 use crate::error::SessionError;
 use crate::metrics;
-use crate::ring::{Prepared, RingHandle};
+use crate::ring::RingHandle;
 use crate::users::{Logins, UserLoader};
 
 /// Where session data lives.
@@ -274,9 +274,9 @@ impl<'a> RequestRing<'a> {
         self.pinned.get_or_init(|| self.handle.snapshot())
     }
 
-    /// What the login helpers read of the request's snapshot.
-    pub(crate) fn prepared(self) -> Prepared {
-        Prepared::of(self.snapshot())
+    /// The login hash of the request's snapshot (prepared once per ring).
+    pub(crate) fn auth_hash(self) -> &'a keyroll::SessionAuthHash {
+        self.snapshot().auth_hash()
     }
 }
 

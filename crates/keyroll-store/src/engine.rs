@@ -751,9 +751,7 @@ impl SessionEngine {
             let (data, fresh) = match refresh(Arc::clone(&data)).await {
                 Refresh::Keep => (data, fresh),
                 Refresh::Replace(new) => {
-                    let encoded = codec
-                        .encode_at(&new, now)
-                        .map_err(|e| StoreError::backend("encode", e))?;
+                    let encoded = codec.encode_at(&new, now).map_err(StoreError::Encode)?;
                     (Arc::new(new), encoded)
                 }
             };
@@ -889,7 +887,7 @@ impl SessionEngine {
     ) -> Result<String, StoreError> {
         self.codec(ring)
             .encode_at(data, now)
-            .map_err(|e| StoreError::backend("encode", e))
+            .map_err(StoreError::Encode)
     }
 }
 
