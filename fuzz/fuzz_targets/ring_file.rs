@@ -49,11 +49,19 @@ fuzz_target!(|data: &[u8]| {
     let Some(rf) = parse(text) else {
         return;
     };
-    // Exactly one primary, and the ring agrees with the file.
+    // Exactly one primary, and the ring agrees with the file: every entry is
+    // a key of the ring, or a repeat of a secret the ring already holds
+    // (kept once, in the role verified first).
     let Ok(ring) = rf.ring() else {
         panic!("parsed but no ring");
     };
-    assert_eq!(ring.keys().count(), rf.entries.len());
+    assert_eq!(
+        ring.keys().count() + ring.repeated().len(),
+        rf.entries.len()
+    );
+    for e in &rf.entries {
+        assert!(ring.get(e.id()).is_some(), "every entry's key verifies");
+    }
     let _ = rf.check(NOW);
 
     // What it writes, it reads back the same.

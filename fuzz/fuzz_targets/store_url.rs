@@ -36,7 +36,10 @@ fn ready<F: Future>(f: F) -> F::Output {
 fn known(url: &str) -> Option<&'static str> {
     if url.starts_with("sqlite://") && url.len() > "sqlite://".len() {
         Some("sqlite")
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    } else if url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+        || url.starts_with("pgsql://")
+    {
         Some("postgres")
     } else if url.starts_with("redis://") || url.starts_with("rediss://") {
         Some("redis")

@@ -236,7 +236,7 @@ pub async fn raw(store: &dyn Store, key: &str) -> Option<SessionRecord> {
 /// fixture from `$fixture()`, an `async fn() -> Option<Fixture>` (`None`
 /// skips the test, e.g. when the server is not running).
 ///
-/// ```ignore
+/// ```text
 /// async fn my_store() -> Option<keyroll_store::testing::Fixture> {
 ///     Some(keyroll_store::testing::Fixture::new(std::sync::Arc::new(MyStore::new())))
 /// }
