@@ -46,6 +46,64 @@ impl fmt::Debug for Clock {
 /// Longest session cookie value read or written (browsers keep about 4 KiB per cookie).
 pub const DEFAULT_MAX_COOKIE_LEN: usize = 4096;
 
+/// The attributes of a cookie keyroll sets — the session cookie and signed
+/// cookies alike: one set of secure defaults (`Path=/`, `HttpOnly`,
+/// `SameSite=Lax`, `Secure`, no `Domain`), one way to write them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CookieAttributes {
+    /// `Path` (`/`).
+    pub path: String,
+    /// `Domain` (none: this host only).
+    pub domain: Option<String>,
+    /// `Secure` (on; off only for plain-HTTP development).
+    pub secure: bool,
+    /// `HttpOnly` (on).
+    pub http_only: bool,
+    /// `SameSite` (`Lax`).
+    pub same_site: SameSite,
+}
+
+impl Default for CookieAttributes {
+    fn default() -> Self {
+        Self {
+            path: "/".into(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+        }
+    }
+}
+
+impl CookieAttributes {
+    /// The `Set-Cookie` value of `name=value` with these attributes and the
+    /// lifetime given (`None`: a browser-session cookie). `value` is written
+    /// as it is: callers quote it if it may need it.
+    pub(crate) fn set_cookie(
+        &self,
+        name: &str,
+        value: String,
+        max_age: Option<time::Duration>,
+        expires: Option<time::OffsetDateTime>,
+    ) -> String {
+        let mut c = cookie::Cookie::build((name.to_owned(), value))
+            .path(self.path.clone())
+            .http_only(self.http_only)
+            .same_site(self.same_site)
+            .secure(self.secure);
+        if let Some(d) = &self.domain {
+            c = c.domain(d.clone());
+        }
+        if let Some(m) = max_age {
+            c = c.max_age(m);
+        }
+        if let Some(e) = expires {
+            c = c.expires(e);
+        }
+        c.build().to_string()
+    }
+}
+
 /// How the session cookie is named and scoped, and when sessions are saved.
 ///
 /// Defaults follow Django (`sessionid`, path `/`, two weeks) with secure
@@ -54,11 +112,7 @@ pub const DEFAULT_MAX_COOKIE_LEN: usize = 4096;
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
     pub(crate) cookie_name: String,
-    pub(crate) path: String,
-    pub(crate) domain: Option<String>,
-    pub(crate) http_only: bool,
-    pub(crate) same_site: SameSite,
-    pub(crate) secure: bool,
+    pub(crate) attributes: CookieAttributes,
     pub(crate) max_age: Duration,
     pub(crate) save_every_request: bool,
     pub(crate) max_cookie_len: usize,
@@ -69,11 +123,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         Self {
             cookie_name: "sessionid".into(),
-            path: "/".into(),
-            domain: None,
-            http_only: true,
-            same_site: SameSite::Lax,
-            secure: true,
+            attributes: CookieAttributes::default(),
             max_age: keyroll::DEFAULT_SESSION_COOKIE_AGE,
             save_every_request: false,
             max_cookie_len: DEFAULT_MAX_COOKIE_LEN,
@@ -96,33 +146,44 @@ impl SessionConfig {
 
     /// The cookie's path (`/`).
     pub fn path(mut self, path: impl Into<String>) -> Self {
-        self.path = path.into();
+        self.attributes.path = path.into();
         self
     }
 
     /// The cookie's domain (none: this host only).
     pub fn domain(mut self, domain: impl Into<String>) -> Self {
-        self.domain = Some(domain.into());
+        self.attributes.domain = Some(domain.into());
         self
     }
 
     /// `HttpOnly` (on).
     pub fn http_only(mut self, on: bool) -> Self {
-        self.http_only = on;
+        self.attributes.http_only = on;
         self
     }
 
     /// `SameSite` (`Lax`).
     pub fn same_site(mut self, same_site: SameSite) -> Self {
-        self.same_site = same_site;
+        self.attributes.same_site = same_site;
         self
     }
 
     /// Drops the `Secure` attribute so the cookie also travels over plain
     /// HTTP. Only for development and tests on loopback.
     pub fn insecure_http(mut self) -> Self {
-        self.secure = false;
+        self.attributes.secure = false;
         self
+    }
+
+    /// All the cookie's attributes at once.
+    pub fn attributes(mut self, attributes: CookieAttributes) -> Self {
+        self.attributes = attributes;
+        self
+    }
+
+    /// The session cookie's attributes.
+    pub fn cookie_attributes(&self) -> &CookieAttributes {
+        &self.attributes
     }
 
     /// How long a session lives (Django's `SESSION_COOKIE_AGE`, two weeks);
@@ -163,17 +224,8 @@ impl SessionConfig {
         max_age: time::Duration,
         expires: time::OffsetDateTime,
     ) -> String {
-        let mut c = cookie::Cookie::build((self.cookie_name.clone(), value))
-            .path(self.path.clone())
-            .http_only(self.http_only)
-            .same_site(self.same_site)
-            .secure(self.secure)
-            .max_age(max_age)
-            .expires(expires);
-        if let Some(d) = &self.domain {
-            c = c.domain(d.clone());
-        }
-        c.build().to_string()
+        self.attributes
+            .set_cookie(&self.cookie_name, value, Some(max_age), Some(expires))
     }
 
     /// A `Set-Cookie` value that removes the cookie.

@@ -56,9 +56,9 @@ mod tokens;
 mod users;
 
 pub use auth::{current_user, login, logout, update_session_auth_hash};
-pub use config::{Clock, SameSite, SessionConfig, DEFAULT_MAX_COOKIE_LEN};
+pub use config::{Clock, CookieAttributes, SameSite, SessionConfig, DEFAULT_MAX_COOKIE_LEN};
 pub use error::SessionError;
 pub use ring::RingHandle;
 pub use session::{Session, SessionLayer, SessionService};
-pub use tokens::{CookieError, ResetTokens, SignedCookies, SignedValue};
+pub use tokens::{CookieError, ResetTokens, SetCookies, SignedCookies, SignedValue};
 pub use users::UserLoader;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use keyroll::{cookie_quote, PasswordResetTokens, ResetUser, SignedCookie, Verified, VerifyError};
 use time::OffsetDateTime;
 
-use crate::config::{find_cookie, SameSite, DEFAULT_MAX_COOKIE_LEN};
+use crate::config::{find_cookie, CookieAttributes, SameSite, DEFAULT_MAX_COOKIE_LEN};
 use crate::metrics;
 use crate::ring::RingHandle;
 
@@ -75,8 +75,65 @@ pub struct SignedValue {
     pub verified: Verified<()>,
     /// When it was signed by a non-primary key: the `Set-Cookie` value that
     /// re-issues it, signed by the primary, same attributes and timestamp,
-    /// and no longer a lifetime. Append it to the response.
+    /// and no longer a lifetime. Send it with [`SignedValue::reissue_part`].
     pub reissue: Option<String>,
+}
+
+impl SignedValue {
+    /// The re-issue (if any) as a response part: `(value.reissue_part(), body)`.
+    pub fn reissue_part(&self) -> SetCookies {
+        SetCookies(self.reissue.iter().cloned().collect())
+    }
+}
+
+/// `Set-Cookie` headers as an axum response part: return it with the body
+/// (`(set_cookies, body)`) instead of appending headers by hand.
+///
+/// ```
+/// # use keyroll_axum::{RingHandle, SignedCookies, SetCookies};
+/// # use keyroll::{KeyRing, Secret};
+/// # let cookies = SignedCookies::new(RingHandle::new(KeyRing::new(Secret::from("s3cret"))));
+/// # let now = time::OffsetDateTime::now_utc();
+/// let mut out = SetCookies::new();
+/// out.push(cookies.set_at("theme", "dark", "", None, now).expect("a legal cookie"));
+/// let response = axum::response::IntoResponse::into_response((out, "ok"));
+/// assert_eq!(response.headers().get_all(http::header::SET_COOKIE).iter().count(), 1);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetCookies(Vec<String>);
+
+impl SetCookies {
+    /// No cookies yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one `Set-Cookie` value (from [`SignedCookies::set_at`], say).
+    pub fn push(&mut self, set_cookie: String) {
+        self.0.push(set_cookie);
+    }
+
+    /// True when there is nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl axum::response::IntoResponseParts for SetCookies {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(
+        self,
+        mut res: axum::response::ResponseParts,
+    ) -> Result<axum::response::ResponseParts, Self::Error> {
+        for c in self.0 {
+            // keyroll's own values are printable ASCII (quoted); skip any other.
+            if let Ok(v) = http::HeaderValue::try_from(c) {
+                res.headers_mut().append(http::header::SET_COOKIE, v);
+            }
+        }
+        Ok(res)
+    }
 }
 
 /// Why a signed cookie could not be set.
@@ -102,11 +159,7 @@ pub enum CookieError {
 #[derive(Clone, Debug)]
 pub struct SignedCookies {
     ring: RingHandle,
-    path: String,
-    domain: Option<String>,
-    secure: bool,
-    http_only: bool,
-    same_site: SameSite,
+    attributes: CookieAttributes,
     read_legacy: bool,
 }
 
@@ -115,13 +168,16 @@ impl SignedCookies {
     pub fn new(ring: RingHandle) -> Self {
         Self {
             ring,
-            path: "/".into(),
-            domain: None,
-            secure: true,
-            http_only: true,
-            same_site: SameSite::Lax,
+            attributes: CookieAttributes::default(),
             read_legacy: true,
         }
+    }
+
+    /// All the cookies' attributes at once (the same type the session
+    /// cookie's [`SessionConfig::attributes`](crate::SessionConfig::attributes) takes).
+    pub fn attributes(mut self, attributes: CookieAttributes) -> Self {
+        self.attributes = attributes;
+        self
     }
 
     /// Stops accepting cookies signed with Django's legacy salt form
@@ -137,26 +193,26 @@ impl SignedCookies {
 
     /// Drops `Secure` (plain-HTTP development only).
     pub fn insecure_http(mut self) -> Self {
-        self.secure = false;
+        self.attributes.secure = false;
         self
     }
 
     /// The cookies' path.
     pub fn path(mut self, path: impl Into<String>) -> Self {
-        self.path = path.into();
+        self.attributes.path = path.into();
         self
     }
 
     /// The cookies' domain.
     pub fn domain(mut self, domain: impl Into<String>) -> Self {
-        self.domain = Some(domain.into());
+        self.attributes.domain = Some(domain.into());
         self
     }
 
     /// `HttpOnly` (on) and `SameSite` (`Lax`).
     pub fn scripts(mut self, http_only: bool, same_site: SameSite) -> Self {
-        self.http_only = http_only;
-        self.same_site = same_site;
+        self.attributes.http_only = http_only;
+        self.attributes.same_site = same_site;
         self
     }
 
@@ -183,21 +239,9 @@ impl SignedCookies {
             return Err(CookieError::IllegalName);
         }
         let value = cookie_quote(value).map_err(|_| CookieError::IllegalValue)?;
-        let mut c = cookie::Cookie::build((name.to_owned(), value.into_owned()))
-            .path(self.path.clone())
-            .http_only(self.http_only)
-            .same_site(self.same_site)
-            .secure(self.secure);
-        if let Some(d) = &self.domain {
-            c = c.domain(d.clone());
-        }
-        if let Some(m) = max_age {
-            c = c.max_age(m);
-        }
-        if let Some(e) = expires {
-            c = c.expires(e);
-        }
-        Ok(c.build().to_string())
+        Ok(self
+            .attributes
+            .set_cookie(name, value.into_owned(), max_age, expires))
     }
 
     /// The `Set-Cookie` value of cookie `name` holding `value`, signed at

@@ -154,3 +154,38 @@ fn legacy_salt_cookies_are_refused_when_switched_off() {
     let strict = SignedCookies::new(handle).refuse_legacy_salt();
     assert!(strict.get_at(&h, "theme", "", None, now()).is_none());
 }
+
+/// One `CookieAttributes` value scopes the session cookie and signed cookies
+/// alike: the same attributes, written the same way.
+#[test]
+fn one_set_of_cookie_attributes_serves_sessions_and_signed_cookies() {
+    let attrs = keyroll_axum::CookieAttributes {
+        path: "/shop".into(),
+        domain: Some("example.test".into()),
+        secure: true,
+        http_only: false,
+        same_site: SameSite::Strict,
+    };
+    let config = keyroll_axum::SessionConfig::new().attributes(attrs.clone());
+    assert_eq!(config.cookie_attributes(), &attrs);
+    let cookies = SignedCookies::new(RingHandle::new(ring_a())).attributes(attrs);
+    let set = cookies.set_at("theme", "dark", "", None, now()).unwrap();
+    let c = cookie::Cookie::parse(set.clone()).unwrap();
+    assert_eq!(
+        (
+            c.path(),
+            c.domain(),
+            c.secure(),
+            c.http_only(),
+            c.same_site()
+        ),
+        (
+            Some("/shop"),
+            Some("example.test"),
+            Some(true),
+            None,
+            Some(cookie::SameSite::Strict)
+        ),
+        "{set}"
+    );
+}

@@ -451,17 +451,19 @@ async fn reset_check(
 }
 
 async fn signed_set(State(s): State<AppState>) -> Response {
-    let c = s
-        .cookies
-        .set_at(
-            "theme",
-            "dark",
-            "",
-            Some(Duration::from_secs(3600)),
-            OffsetDateTime::now_utc(),
-        )
-        .unwrap();
-    ([(axum::http::header::SET_COOKIE, c)], "set").into_response()
+    let mut out = keyroll_axum::SetCookies::new();
+    out.push(
+        s.cookies
+            .set_at(
+                "theme",
+                "dark",
+                "",
+                Some(Duration::from_secs(3600)),
+                OffsetDateTime::now_utc(),
+            )
+            .unwrap(),
+    );
+    (out, "set").into_response()
 }
 
 async fn signed_get(State(s): State<AppState>, headers: HeaderMap) -> Response {
@@ -474,10 +476,7 @@ async fn signed_get(State(s): State<AppState>, headers: HeaderMap) -> Response {
     ) {
         Some(v) => {
             let body = format!("{}|{}", v.value, v.verified.key_id);
-            match v.reissue {
-                Some(c) => ([(axum::http::header::SET_COOKIE, c)], body).into_response(),
-                None => body.into_response(),
-            }
+            (v.reissue_part(), body).into_response()
         }
         None => "none".into_response(),
     }
