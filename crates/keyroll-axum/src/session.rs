@@ -491,11 +491,25 @@ impl Session {
         Ok(())
     }
 
-    /// Removes `key`, returning its value; the session is saved if it was there.
+    /// Removes `key`, returning its value converted to `T`; the session is
+    /// saved if it was there.
+    ///
+    /// # Errors
+    /// [`SessionError::Store`]; [`SessionError::Value`] when the value is not
+    /// a `T` (it is removed all the same).
+    pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        match self.remove_value(key).await? {
+            Some(v) => Ok(Some(serde_json::from_value(v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes `key`, returning its raw JSON value; the session is saved if
+    /// it was there.
     ///
     /// # Errors
     /// [`SessionError::Store`] when the store fails.
-    pub async fn remove(&self, key: &str) -> Result<Option<Value>, SessionError> {
+    pub async fn remove_value(&self, key: &str) -> Result<Option<Value>, SessionError> {
         let mut st = self.loaded().await?;
         if !st.data.contains_key(key) {
             return Ok(None);

@@ -447,3 +447,20 @@ async fn ring_file_reload_and_watch() {
     assert!(ring.current().get(staged).is_some());
     watch.abort();
 }
+
+#[tokio::test]
+async fn remove_returns_the_value_as_the_type_asked_for_and_saves_its_absence() {
+    for mode in [Mode::Server, Mode::Cookie] {
+        let app = start(mode, Backend::Sqlite).await.unwrap();
+        let b = Browser::new(&app);
+        assert_eq!(b.get("/visit").await.1, "1");
+        assert_eq!(b.get("/visit").await.1, "2");
+        assert_eq!(b.post("/take-visits").await.1, "2", "{mode:?}");
+        assert_eq!(
+            b.post("/take-visits").await.1,
+            "none",
+            "{mode:?}: saved without it"
+        );
+        assert_eq!(b.get("/visit").await.1, "1", "{mode:?}");
+    }
+}

@@ -379,6 +379,12 @@ async fn wrong_type(session: Session) -> Result<String, SessionError> {
     }
 }
 
+/// Takes the visit counter out of the session, as a number.
+async fn take_visits(session: Session) -> Result<String, SessionError> {
+    let n: Option<u64> = session.remove("visits").await?;
+    Ok(n.map_or("none".into(), |n| n.to_string()))
+}
+
 /// Loads the session, waits at the gate, then changes it as `op` says:
 /// `visit` (a counter), `cycle` (a new key for the same data, as a password
 /// change or privilege change does), `save` (a counter, saved explicitly:
@@ -567,6 +573,7 @@ pub async fn start_full(
         .route("/fail", get(fail))
         .route("/slow/{op}", get(slow))
         .route("/wrong-type", get(wrong_type))
+        .route("/take-visits", post(take_visits))
         .route("/reset/make/{id}", get(reset_make))
         .route("/reset/check/{id}/{token}", get(reset_check))
         .route("/signed/set", get(signed_set))
