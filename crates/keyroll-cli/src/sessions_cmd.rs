@@ -335,6 +335,9 @@ pub(crate) fn resign(args: ResignArgs) -> anyhow::Result<ExitCode> {
         "resign",
     )?;
     let rt = runtime()?;
+    let tally = Arc::new(std::sync::Mutex::new(
+        keyroll_store::ResignSummary::default(),
+    ));
     let summary = rt.block_on(async {
         let store = args.table.open().await?;
         let opts = BulkOptions {
@@ -343,19 +346,36 @@ pub(crate) fn resign(args: ResignArgs) -> anyhow::Result<ExitCode> {
             jobs: args.jobs,
             dry_run: args.dry_run,
             users: users_table.map(Users::Table),
+            tally: Some(Arc::clone(&tally)),
         };
         let (bar, progress) = progress(if args.dry_run {
             "resign (dry run)"
         } else {
             "resign"
         });
-        let s =
-            keyroll_store::resign(store, &ring, &opts, OffsetDateTime::now_utc(), progress).await;
+        let run = keyroll_store::resign(store, &ring, &opts, OffsetDateTime::now_utc(), progress);
+        // Ctrl-C: stop, and say what was done (every batch counted was
+        // written); a rerun finishes the job.
+        let s = tokio::select! {
+            s = run => Some(s),
+            _ = tokio::signal::ctrl_c() => None,
+        };
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        anyhow::Ok(s?)
+        anyhow::Ok(s.transpose()?)
     })?;
+    let Some(summary) = summary else {
+        let done = *tally
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        outln!("interrupted: {}", done.line());
+        eprintln!(
+            "keyroll: resign interrupted; what is counted above was written. Run the same \
+             command again to finish (it re-signs only what is left)."
+        );
+        return Ok(ExitCode::from(130));
+    };
     outln!("{}", summary.line());
     Ok(ExitCode::SUCCESS)
 }

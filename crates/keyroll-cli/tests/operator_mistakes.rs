@@ -326,3 +326,69 @@ fn database_url_from_the_environment_when_no_database_is_given() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("DATABASE_URL"), "{}", stderr(&o));
 }
+
+fn summary_field(line: &str, name: &str) -> u64 {
+    line.split(", ")
+        .find_map(|part| part.trim().strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {line:?}"))
+}
+
+/// Ctrl-C during a long resign: the command stops, prints what it had
+/// written (`interrupted: resigned N, …`) and exits 130; a rerun finishes
+/// the job, and everything counted as done was done.
+#[test]
+fn ctrl_c_prints_the_partial_summary_and_a_rerun_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.sqlite3");
+    common::create_table(&path, "keyroll_session");
+    let now = OffsetDateTime::now_utc();
+    let total = 40_000u64;
+    let seeds: Vec<common::Seed> = (0..total)
+        .map(|i| {
+            let mut d = SessionData::new();
+            d.insert("i".into(), json!(i));
+            common::seed(A, d, now, LIVE)
+        })
+        .collect();
+    common::insert(&path, "keyroll_session", &seeds);
+    let url = format!("sqlite://{}", path.display());
+    let child = Command::new(KEYROLL)
+        .args(["resign", "--database", &url, "--batch", "5"])
+        .env("SECRET_KEY", B)
+        .env("SECRET_KEY_FALLBACKS", format!("[\"{A}\"]"))
+        .env_remove("KEYROLL_KEYRING")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let o = child.wait_with_output().unwrap();
+    let line = stdout(&o);
+    assert_eq!(o.status.code(), Some(130), "{line}{}", stderr(&o));
+    assert!(line.starts_with("interrupted: resigned "), "{line}");
+    assert!(
+        stderr(&o).contains("Run the same command again"),
+        "{}",
+        stderr(&o)
+    );
+    let done = summary_field(&line, "interrupted: resigned");
+    assert!(done > 0 && done < total, "{line}");
+
+    let o = rotating(&["resign", "--database", &url]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = stdout(&o);
+    let (resigned, current) = (
+        summary_field(&again, "resigned"),
+        summary_field(&again, "already-current"),
+    );
+    assert_eq!(resigned + current, total, "{again}");
+    assert!(
+        current >= done,
+        "what was counted was written: {done} <= {current}"
+    );
+}

@@ -31,6 +31,9 @@ pub struct BulkOptions {
     /// Where users' password hashes come from, for re-hashing
     /// `_auth_user_hash`; `None`: leave hashes alone.
     pub users: Option<Users>,
+    /// [`resign`]'s running total, added to after every batch is written:
+    /// what an interrupted run had done (at least) when it was stopped.
+    pub tally: Option<Arc<std::sync::Mutex<ResignSummary>>>,
 }
 
 /// Where [`resign`] finds users' current password hashes.
@@ -50,6 +53,7 @@ impl Default for BulkOptions {
             jobs: 1,
             dry_run: false,
             users: None,
+            tally: None,
         }
     }
 }
@@ -392,6 +396,7 @@ impl Worker {
         let mut pager = Pager::new(range);
         loop {
             let rows = pager.next(self.store.as_ref(), batch).await?;
+            let mut b = ResignSummary::default();
             if rows.is_empty() {
                 break;
             }
@@ -447,7 +452,7 @@ impl Worker {
             for (r, d) in rows.iter().zip(decoded) {
                 let plan = match d {
                     None => {
-                        summary.expired += 1;
+                        b.expired += 1;
                         continue;
                     }
                     Some(Err(())) => Plan::Unverifiable,
@@ -459,8 +464,8 @@ impl Worker {
                     Some(Ok(Checked::Decoded(v))) => self.plan(v, passwords),
                 };
                 match plan {
-                    Plan::Unverifiable => summary.unverifiable += 1,
-                    Plan::Current => summary.already_current += 1,
+                    Plan::Unverifiable => b.unverifiable += 1,
+                    Plan::Current => b.already_current += 1,
                     Plan::Rewrite { data, rehashed } => {
                         rehashed_in.push(rehashed);
                         swaps.push(Swap {
@@ -472,18 +477,25 @@ impl Worker {
                 }
             }
             if self.opts.dry_run {
-                summary.resigned += swaps.len() as u64;
-                summary.auth_rehashed += rehashed_in.iter().filter(|r| **r).count() as u64;
+                b.resigned += swaps.len() as u64;
+                b.auth_rehashed += rehashed_in.iter().filter(|r| **r).count() as u64;
             } else if !swaps.is_empty() {
                 let applied = self.store.compare_and_swap_many(&swaps).await?;
                 for (ok, rehashed) in applied.iter().zip(&rehashed_in) {
                     if *ok {
-                        summary.resigned += 1;
-                        summary.auth_rehashed += u64::from(*rehashed);
+                        b.resigned += 1;
+                        b.auth_rehashed += u64::from(*rehashed);
                     } else {
-                        summary.conflicts += 1;
+                        b.conflicts += 1;
                     }
                 }
+            }
+            summary.add(&b);
+            if let Some(tally) = &self.opts.tally {
+                tally
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .add(&b);
             }
             progress(rows.len() as u64);
             if rows.len() < batch {
