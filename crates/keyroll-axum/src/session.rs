@@ -12,9 +12,7 @@ use http::{HeaderValue, Request};
 use keyroll::{
     session_login, KeyId, LoginCheck, Role, SessionAuthHash, SessionData, SESSION_USER_HASH,
 };
-use keyroll_store::{
-    LoadOutcome, PreparedRing, Refresh, Saved, SessionEngine, SharedSession, Store,
-};
+use keyroll_store::{LoadOutcome, PreparedRing, Refresh, Saved, SessionEngine, Store};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -407,19 +405,18 @@ impl Session {
         &self,
         engine: &SessionEngine,
         incoming: &str,
-    ) -> Result<LoadOutcome<SharedSession>, keyroll_store::StoreError> {
+    ) -> Result<LoadOutcome, keyroll_store::StoreError> {
         let now = self.inner.now;
         let snapshot = self.ring().snapshot();
         let Some(logins) = &self.inner.shared.logins else {
-            return engine
-                .load_shared_refreshing_under(snapshot, incoming, now, |_| async { Refresh::Keep })
-                .await;
+            return engine.under(snapshot).load(incoming, now).await;
         };
         // Called only for a stale session: nothing extra on the usual path.
         // The hash is re-made under the primary of the snapshot the engine
         // re-signs with.
         engine
-            .load_shared_refreshing_under(snapshot, incoming, now, |data| {
+            .under(snapshot)
+            .load_refreshing(incoming, now, |data| {
                 let logins = logins.clone();
                 let auth = Arc::clone(snapshot.auth_hash());
                 async move {
@@ -639,14 +636,14 @@ impl Session {
             let key = match st.key.clone() {
                 Some(k) => {
                     let ring = self.ring().snapshot();
-                    match engine.save_under(ring, &k, &st.data, expires, now).await? {
+                    match engine.under(ring).save(&k, &st.data, expires, now).await? {
                         Saved::Updated => k,
                         Saved::Gone => return Err(interrupted(st)),
                     }
                 }
                 None => {
                     let ring = self.ring().snapshot();
-                    engine.create_under(ring, &st.data, expires, now).await?
+                    engine.under(ring).create(&st.data, expires, now).await?
                 }
             };
             st.key = Some(key.clone());

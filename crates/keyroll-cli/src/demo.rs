@@ -232,12 +232,12 @@ async fn demo(args: &DemoArgs, url: &str, own_file: bool, report: &Report) -> an
     let (mut on_read, mut rehashed) = (0u64, 0u64);
     for s in sessions.iter().take(visitors) {
         bar.inc(1);
-        let Some(loaded) = engine.load(&s.key, now()).await? else {
+        let Some(loaded) = engine.load(&s.key, now()).await?.into_loaded() else {
             continue;
         };
         on_read += u64::from(loaded.resigned);
         if let Some(u) = s.user.and_then(|i| users.get(i)) {
-            let mut data = loaded.data.clone();
+            let mut data = (*loaded.data).clone();
             let stored = data
                 .get(SESSION_USER_HASH)
                 .and_then(Value::as_str)
@@ -338,7 +338,7 @@ async fn demo(args: &DemoArgs, url: &str, own_file: bool, report: &Report) -> an
     let (mut kept, mut lost, mut logins_kept, mut logins_lost) = (0u64, 0u64, 0u64, 0u64);
     for s in &sessions {
         bar.inc(1);
-        match engine.load(&s.key, now()).await? {
+        match engine.load(&s.key, now()).await?.into_loaded() {
             Some(loaded) => {
                 kept += 1;
                 if let Some(u) = s.user.and_then(|i| users.get(i)) {

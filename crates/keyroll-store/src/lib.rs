@@ -10,7 +10,11 @@
 //!   `django_session` table Django created works as it is.
 //! - [`SessionEngine`]: load → verify against the key ring → stale data is
 //!   re-signed with the primary and written back with compare-and-swap (a
-//!   concurrent write always wins) → save.
+//!   concurrent write always wins) → save. [`SessionEngine::load`] tells a
+//!   missing session from a refused one ([`LoadOutcome`]);
+//!   [`SessionEngine::load_refreshing`] lets the caller replace a stale
+//!   session's data in the same write; [`SessionEngine::under`] works under
+//!   one given ring snapshot ([`EngineAt`]).
 //! - [`census`] and [`resign`]: walk a whole table in key order, in batches,
 //!   in constant memory; `resign` is idempotent and resumable.
 //!
@@ -34,8 +38,8 @@
 //! let mut data = keyroll::SessionData::new();
 //! data.insert("cart".into(), 3.into());
 //! let key = engine.create(&data, now + Duration::days(14), now).await?;
-//! let loaded = engine.load(&key, now).await?.expect("a session");
-//! assert_eq!(loaded.data, data);
+//! let loaded = engine.load(&key, now).await?.into_loaded().expect("a session");
+//! assert_eq!(*loaded.data, data);
 //! # Ok(()) }
 //! # #[cfg(not(feature = "sqlite"))] fn main() {}
 //! ```
@@ -58,8 +62,8 @@ mod sqlite;
 
 pub use bulk::{census, resign, BulkOptions, Census, Progress, ResignSummary, Users};
 pub use engine::{
-    FixedRing, LoadOutcome, LoadedSession, PreparedRing, Refresh, RingSource, Saved, SessionEngine,
-    SharedSession, StatsSnapshot,
+    EngineAt, FixedRing, LoadOutcome, LoadedSession, PreparedRing, Refresh, RingSource, Saved,
+    SessionEngine, StatsSnapshot,
 };
 pub use memory::MemoryStore;
 pub use store::{

@@ -823,10 +823,10 @@ pub async fn engine_roundtrip(fx: &Fixture) {
     let now = now();
     let exp = now + Duration::days(14);
     let key = engine.create(&data(1), exp, now).await.unwrap();
-    let got = engine.load(&key, now).await.unwrap().unwrap();
+    let got = engine.load(&key, now).await.unwrap().into_loaded().unwrap();
     assert_eq!(
-        (got.data, got.expires, got.role, got.resigned),
-        (data(1), exp, Role::Primary, false)
+        (&*got.data, got.expires, got.role, got.resigned),
+        (&data(1), exp, Role::Primary, false)
     );
     assert_eq!(
         engine.save(&key, &data(2), exp, now).await.unwrap(),
@@ -835,8 +835,18 @@ pub async fn engine_roundtrip(fx: &Fixture) {
     let stored = fx.store.load(&key, now).await.unwrap().unwrap();
     assert_eq!(primary_decode(&stored.data, now), Some(data(2)));
     engine.delete(&key).await.unwrap();
-    assert!(engine.load(&key, now).await.unwrap().is_none());
-    assert!(engine.load("not a key", now).await.unwrap().is_none());
+    assert!(engine
+        .load(&key, now)
+        .await
+        .unwrap()
+        .into_loaded()
+        .is_none());
+    assert!(engine
+        .load("not a key", now)
+        .await
+        .unwrap()
+        .into_loaded()
+        .is_none());
     assert_eq!(engine.stats().verified_primary, 1);
 }
 
@@ -854,9 +864,10 @@ pub async fn engine_resigns_stale_on_load(fx: &Fixture) {
             .load(&key, now)
             .await
             .unwrap()
+            .into_loaded()
             .expect("a stale session still loads");
         assert_eq!(
-            (got.data.clone(), got.role, got.resigned, got.expires),
+            ((*got.data).clone(), got.role, got.resigned, got.expires),
             (data(7), role, true, exp)
         );
 
@@ -870,7 +881,7 @@ pub async fn engine_resigns_stale_on_load(fx: &Fixture) {
         assert_eq!(stored.expires, exp, "same expiry");
         assert_eq!(ts_field(&stored.data), ts_field(&old), "same timestamp");
 
-        let again = engine.load(&key, now).await.unwrap().unwrap();
+        let again = engine.load(&key, now).await.unwrap().into_loaded().unwrap();
         assert_eq!((again.role, again.resigned), (Role::Primary, false));
     }
     let st = engine.stats();
@@ -900,7 +911,7 @@ pub async fn engine_concurrent_save_survives(fx: &Fixture) {
             let (engine, key, barrier) = (Arc::clone(&engine), key.clone(), Arc::clone(&barrier));
             loaders.spawn(async move {
                 barrier.wait().await;
-                engine.load(&key, now).await.unwrap()
+                engine.load(&key, now).await.unwrap().into_loaded()
             });
         }
         let saver = {
@@ -922,7 +933,7 @@ pub async fn engine_concurrent_save_survives(fx: &Fixture) {
         while let Some(r) = loaders.join_next().await {
             let got = r.unwrap().expect("always a session");
             assert!(
-                got.data == data(0) || got.data == saved,
+                *got.data == data(0) || *got.data == saved,
                 "a loader saw {:?}",
                 got.data
             );
@@ -955,7 +966,7 @@ pub async fn engine_unverifiable_is_none_and_counted(fx: &Fixture) {
         fx.store.save(&rec(k, d, exp)).await.unwrap();
     }
     for (k, d) in &rows {
-        assert!(engine.load(k, now).await.unwrap().is_none());
+        assert!(engine.load(k, now).await.unwrap().into_loaded().is_none());
         assert_eq!(
             &fx.store.load(k, now).await.unwrap().unwrap().data,
             d,
@@ -975,7 +986,12 @@ pub async fn engine_expired_is_none(fx: &Fixture) {
         .save(&rec(&key, &old, now - Duration::seconds(1)))
         .await
         .unwrap();
-    assert!(engine.load(&key, now).await.unwrap().is_none());
+    assert!(engine
+        .load(&key, now)
+        .await
+        .unwrap()
+        .into_loaded()
+        .is_none());
     assert_eq!(engine.stats().resigned, 0);
     if fx.keeps_expired {
         assert_eq!(
@@ -1016,12 +1032,17 @@ pub async fn engine_save_after_a_concurrent_logout_does_not_bring_the_session_ba
     let now = now();
     let exp = now + Duration::days(14);
     let key = engine.create(&data(1), exp, now).await.unwrap();
-    let loaded = engine.load(&key, now).await.unwrap().unwrap();
+    let loaded = engine.load(&key, now).await.unwrap().into_loaded().unwrap();
     assert!(engine.delete(&key).await.unwrap(), "the logout deleted it");
     assert_eq!(
         engine.save(&key, &loaded.data, exp, now).await.unwrap(),
         Saved::Gone
     );
     assert!(fx.store.load(&key, now).await.unwrap().is_none());
-    assert!(engine.load(&key, now).await.unwrap().is_none());
+    assert!(engine
+        .load(&key, now)
+        .await
+        .unwrap()
+        .into_loaded()
+        .is_none());
 }

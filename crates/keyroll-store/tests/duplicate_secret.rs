@@ -50,9 +50,14 @@ async fn session_signed_by_a_repeated_primary_is_current_not_resigned(fx: &Fixtu
         let expires = now + Duration::days(5);
         fx.store.save(&rec(&key, &stored, expires)).await.unwrap();
 
-        let got = engine.load(&key, now).await.unwrap().expect("loads");
+        let got = engine
+            .load(&key, now)
+            .await
+            .unwrap()
+            .into_loaded()
+            .expect("loads");
         assert_eq!(
-            (got.data.clone(), got.key_id, got.role, got.resigned),
+            ((*got.data).clone(), got.key_id, got.role, got.resigned),
             (data(7), x, Role::Primary, false)
         );
         let row = fx.store.load(&key, now).await.unwrap().expect("row");
@@ -73,7 +78,12 @@ async fn session_signed_by_a_repeated_primary_is_current_not_resigned(fx: &Fixtu
         let old_key = new_key();
         let old = sign(FALLBACK, &data(8), now - Duration::days(3));
         fx.store.save(&rec(&old_key, &old, expires)).await.unwrap();
-        let got = engine.load(&old_key, now).await.unwrap().expect("loads");
+        let got = engine
+            .load(&old_key, now)
+            .await
+            .unwrap()
+            .into_loaded()
+            .expect("loads");
         assert_eq!((got.role, got.resigned), (Role::Fallback, true));
         fx.store.delete(&key).await.unwrap();
         fx.store.delete(&old_key).await.unwrap();

@@ -502,7 +502,7 @@ mod cache {
     use keyroll::{KeyRing, Role, Secret, SessionCodec, VerifyError};
     use keyroll_store::{
         new_session_key, KeyRange, LoadOutcome, LoadedSession, MemoryStore, SessionEngine,
-        SessionRecord, SharedSession, Store, StoreError, Swap,
+        SessionRecord, Store, StoreError, Swap,
     };
     use time::{Duration, OffsetDateTime};
 
@@ -532,12 +532,12 @@ mod cache {
         let t = now();
         let exp = t + Duration::days(1);
         let key = put(&store, &sign(PRIMARY, &data(1), t), exp).await;
-        let first = loaded(e.load_outcome(&key, t).await.unwrap());
-        let second = loaded(e.load_outcome(&key, t).await.unwrap());
+        let first = loaded(e.load(&key, t).await.unwrap());
+        let second = loaded(e.load(&key, t).await.unwrap());
         assert_eq!(first, second);
         assert_eq!(
-            (second.data, second.role, second.resigned, second.expires),
-            (data(1), Role::Primary, false, exp)
+            (&*second.data, second.role, second.resigned, second.expires),
+            (&data(1), Role::Primary, false, exp)
         );
         let st = e.stats();
         assert_eq!((st.verified_primary, st.cache_hits), (2, 1));
@@ -549,21 +549,16 @@ mod cache {
         let e = engine(&store, &only(PRIMARY));
         let t = now();
         let key = put(&store, &sign(PRIMARY, &data(1), t), t + Duration::days(1)).await;
-        let shared = |o: LoadOutcome<SharedSession>| match o {
-            LoadOutcome::Loaded(s) => s,
-            other => panic!("{other:?}"),
-        };
-        let a = shared(e.load_shared(&key, t).await.unwrap());
-        let mut b = shared(e.load_shared(&key, t).await.unwrap());
+        let a = loaded(e.load(&key, t).await.unwrap());
+        let mut b = loaded(e.load(&key, t).await.unwrap());
         assert!(Arc::ptr_eq(&a.data, &b.data), "a hit copies nothing");
         Arc::make_mut(&mut b.data).insert("n".into(), 99.into());
-        let c = shared(e.load_shared(&key, t).await.unwrap());
+        let c = loaded(e.load(&key, t).await.unwrap());
         assert_eq!(*c.data, data(1), "the cached data is unchanged");
-        // The Debug forms show neither the key nor the data.
-        for shown in [format!("{c:?}"), format!("{:?}", LoadedSession::from(c))] {
-            assert!(!shown.contains(&key), "{shown}");
-            assert!(shown.contains("entries: 1"), "{shown}");
-        }
+        // The Debug form shows neither the key nor the data.
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(&key), "{shown}");
+        assert!(shown.contains("entries: 1"), "{shown}");
     }
 
     #[tokio::test]
@@ -574,8 +569,8 @@ mod cache {
         let exp = t + Duration::days(1);
         let good = sign(PRIMARY, &data(1), t);
         let key = put(&store, &good, exp).await;
-        e.load(&key, t).await.unwrap().unwrap();
-        e.load(&key, t).await.unwrap().unwrap();
+        e.load(&key, t).await.unwrap().into_loaded().unwrap();
+        e.load(&key, t).await.unwrap().into_loaded().unwrap();
         assert_eq!(e.stats().cache_hits, 1);
         // Every single-byte change of the cached row, and the row cut short
         // or lengthened: each is verified afresh and refused (none is a hit).
@@ -590,7 +585,7 @@ mod cache {
         variants.push(String::new());
         for bad in &variants {
             store.save(&rec(&key, bad, exp)).await.unwrap();
-            match e.load_outcome(&key, t).await.unwrap() {
+            match e.load(&key, t).await.unwrap() {
                 LoadOutcome::Refused(_) => {}
                 other => panic!("{bad:?} loaded: {other:?}"),
             }
@@ -598,8 +593,14 @@ mod cache {
         assert_eq!(e.stats().cache_hits, 1, "no tampered row was a hit");
         // The good bytes again: verified again (the refusal dropped the entry), then cached.
         store.save(&rec(&key, &good, exp)).await.unwrap();
-        assert_eq!(e.load(&key, t).await.unwrap().unwrap().data, data(1));
-        assert_eq!(e.load(&key, t).await.unwrap().unwrap().data, data(1));
+        assert_eq!(
+            *e.load(&key, t).await.unwrap().into_loaded().unwrap().data,
+            data(1)
+        );
+        assert_eq!(
+            *e.load(&key, t).await.unwrap().into_loaded().unwrap().data,
+            data(1)
+        );
         assert_eq!(e.stats().cache_hits, 2);
     }
 
@@ -609,13 +610,13 @@ mod cache {
         let e = engine(&store, &only(PRIMARY));
         let t = now();
         let key = put(&store, &sign(PRIMARY, &data(1), t), t + Duration::days(1)).await;
-        e.load(&key, t).await.unwrap().unwrap();
-        e.load(&key, t).await.unwrap().unwrap();
+        e.load(&key, t).await.unwrap().into_loaded().unwrap();
+        e.load(&key, t).await.unwrap().into_loaded().unwrap();
         assert_eq!(e.stats().cache_hits, 1);
         // The old primary dropped from the ring altogether.
         e.set_ring(&only(UNKNOWN));
         assert_eq!(
-            e.load_outcome(&key, t).await.unwrap(),
+            e.load(&key, t).await.unwrap(),
             LoadOutcome::Refused(VerifyError::BadSignature)
         );
         // Back as a fallback: verifies (and is re-signed), not served from the cache.
@@ -623,7 +624,7 @@ mod cache {
             .with_fallback(Secret::from(PRIMARY), None)
             .unwrap();
         e.set_ring(&ring);
-        let l = e.load(&key, t).await.unwrap().unwrap();
+        let l = e.load(&key, t).await.unwrap().into_loaded().unwrap();
         assert_eq!((l.role, l.resigned), (Role::Fallback, true));
         assert_eq!(e.stats().cache_hits, 1);
     }
@@ -635,25 +636,16 @@ mod cache {
         let t = now();
         let exp = t + Duration::minutes(5);
         let key = put(&store, &sign(PRIMARY, &data(1), t), exp).await;
-        e.load(&key, t).await.unwrap().unwrap();
-        e.load(&key, t).await.unwrap().unwrap();
-        assert_eq!(
-            e.load_outcome(&key, exp).await.unwrap(),
-            LoadOutcome::Missing
-        );
+        e.load(&key, t).await.unwrap().into_loaded().unwrap();
+        e.load(&key, t).await.unwrap().into_loaded().unwrap();
+        assert_eq!(e.load(&key, exp).await.unwrap(), LoadOutcome::Missing);
         let key2 = put(&store, &sign(PRIMARY, &data(2), t), exp).await;
-        e.load(&key2, t).await.unwrap().unwrap();
+        e.load(&key2, t).await.unwrap().into_loaded().unwrap();
         store.delete(&key2).await.unwrap();
+        assert_eq!(e.load(&key2, t).await.unwrap(), LoadOutcome::Missing);
+        assert_eq!(e.load("not a key", t).await.unwrap(), LoadOutcome::Missing);
         assert_eq!(
-            e.load_outcome(&key2, t).await.unwrap(),
-            LoadOutcome::Missing
-        );
-        assert_eq!(
-            e.load_outcome("not a key", t).await.unwrap(),
-            LoadOutcome::Missing
-        );
-        assert_eq!(
-            e.load_outcome(&new_session_key(), t).await.unwrap(),
+            e.load(&new_session_key(), t).await.unwrap(),
             LoadOutcome::Missing
         );
     }
@@ -665,18 +657,24 @@ mod cache {
         let t = now();
         let exp = t + Duration::days(1);
         let key = e.create(&data(1), exp, t).await.unwrap();
-        e.load(&key, t).await.unwrap().unwrap();
+        e.load(&key, t).await.unwrap().into_loaded().unwrap();
         assert_eq!(
             e.save(&key, &data(2), exp, t).await.unwrap(),
             keyroll_store::Saved::Updated
         );
-        assert_eq!(e.load(&key, t).await.unwrap().unwrap().data, data(2));
+        assert_eq!(
+            *e.load(&key, t).await.unwrap().into_loaded().unwrap().data,
+            data(2)
+        );
         // Written behind the engine's back (another process): also seen.
         store
             .save(&rec(&key, &sign(PRIMARY, &data(3), t), exp))
             .await
             .unwrap();
-        assert_eq!(e.load(&key, t).await.unwrap().unwrap().data, data(3));
+        assert_eq!(
+            *e.load(&key, t).await.unwrap().into_loaded().unwrap().data,
+            data(3)
+        );
     }
 
     /// A store whose compare-and-swap always loses, so stale rows stay stale.
@@ -746,14 +744,12 @@ mod cache {
             .await
             .unwrap();
         for _ in 0..3 {
-            let l = e.load(&key, retire).await.unwrap().unwrap();
+            let l = e.load(&key, retire).await.unwrap().into_loaded().unwrap();
             assert_eq!((l.role, l.resigned), (Role::Fallback, false));
         }
         assert!(store.1.load(Ordering::Relaxed), "the re-sign was tried");
         assert_eq!(
-            e.load_outcome(&key, retire + Duration::seconds(1))
-                .await
-                .unwrap(),
+            e.load(&key, retire + Duration::seconds(1)).await.unwrap(),
             LoadOutcome::Refused(VerifyError::BadSignature)
         );
         assert_eq!(
@@ -772,7 +768,7 @@ mod cache {
         let mut keys = Vec::new();
         for i in 0..10 {
             let key = put(&store, &sign(PRIMARY, &data(i), t), exp).await;
-            e.load(&key, t).await.unwrap().unwrap();
+            e.load(&key, t).await.unwrap().into_loaded().unwrap();
             keys.push(key);
         }
         let shown = format!("{e:?}");
@@ -786,7 +782,10 @@ mod cache {
         assert!(!shown.contains(PRIMARY), "the Debug form shows a secret");
         // Each re-read is right whether or not it is still cached; at most 3 hit.
         for (i, k) in keys.iter().enumerate() {
-            assert_eq!(e.load(k, t).await.unwrap().unwrap().data, data(i as i64));
+            assert_eq!(
+                *e.load(k, t).await.unwrap().into_loaded().unwrap().data,
+                data(i as i64)
+            );
         }
         assert!(e.stats().cache_hits <= 3);
 
@@ -796,13 +795,22 @@ mod cache {
         big.insert("blob".into(), "x".repeat(400).into());
         let key = put(&store, &sign(PRIMARY, &big, t), exp).await;
         for _ in 0..3 {
-            assert_eq!(small.load(&key, t).await.unwrap().unwrap().data, big);
+            assert_eq!(
+                *small
+                    .load(&key, t)
+                    .await
+                    .unwrap()
+                    .into_loaded()
+                    .unwrap()
+                    .data,
+                big
+            );
         }
         assert_eq!(small.stats().cache_hits, 0);
         // Turned off.
         let off = engine(&store, &only(PRIMARY)).with_cache_limits(0, 0);
         for _ in 0..3 {
-            off.load(&keys[0], t).await.unwrap().unwrap();
+            off.load(&keys[0], t).await.unwrap().into_loaded().unwrap();
         }
         assert_eq!(off.stats().cache_hits, 0);
     }
@@ -818,7 +826,7 @@ mod cache {
             .unwrap();
         let key = put(&store, &not_an_object, t + Duration::days(1)).await;
         for _ in 0..2 {
-            match e.load_outcome(&key, t).await.unwrap() {
+            match e.load(&key, t).await.unwrap() {
                 LoadOutcome::Refused(err) => assert_eq!(err.reason(), "malformed"),
                 other => panic!("{other:?}"),
             }

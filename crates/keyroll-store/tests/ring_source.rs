@@ -66,22 +66,22 @@ async fn a_swapped_source_is_followed_without_telling_the_engine_and_its_cache_m
         .create(&data(), t + Duration::days(1), t)
         .await
         .unwrap();
-    engine.load(&key, t).await.unwrap().unwrap();
-    engine.load(&key, t).await.unwrap().unwrap();
+    engine.load(&key, t).await.unwrap().into_loaded().unwrap();
+    engine.load(&key, t).await.unwrap().into_loaded().unwrap();
     assert_eq!(engine.stats().cache_hits, 1);
 
     // The old key dropped from the ring altogether: the row it signed, and
     // that the cache holds, is refused.
     source.swap(only(NEW));
     assert_eq!(
-        engine.load_outcome(&key, t).await.unwrap(),
+        engine.load(&key, t).await.unwrap(),
         LoadOutcome::Refused(VerifyError::BadSignature)
     );
     assert_eq!(engine.stats().cache_hits, 1);
 
     // Back as a fallback: verified by it and re-signed with the new primary.
     source.swap(only(NEW).with_fallback(Secret::from(OLD), None).unwrap());
-    let l = engine.load(&key, t).await.unwrap().unwrap();
+    let l = engine.load(&key, t).await.unwrap().into_loaded().unwrap();
     assert_eq!((l.role, l.resigned), (Role::Fallback, true));
     let row = store.load(&key, t).await.unwrap().unwrap().data;
     assert_eq!(
@@ -173,5 +173,48 @@ fn a_snapshot_debug_shows_key_ids_not_secrets() {
     assert!(
         shown.contains(&Secret::from(OLD).id().to_string()),
         "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn under_a_snapshot_the_engine_signs_and_verifies_with_it_not_the_one_in_force() {
+    let store = Arc::new(MemoryStore::new());
+    let source = Swappable::new(only(OLD));
+    let engine = SessionEngine::with_source(
+        Arc::clone(&store) as Arc<dyn Store>,
+        Arc::clone(&source) as Arc<dyn RingSource>,
+    );
+    let t = now();
+    let exp = t + Duration::days(1);
+    let held = engine.ring();
+    source.swap(only(NEW));
+    let at = engine.under(&held);
+
+    // Created and saved under the held snapshot: signed by its primary.
+    let key = at.create(&data(), exp, t).await.unwrap();
+    let signed_old = |row: &str| SessionCodec::database(&only(OLD)).decode_at(row, t).is_ok();
+    assert!(signed_old(
+        &store.load(&key, t).await.unwrap().unwrap().data
+    ));
+    let mut more = data();
+    more.insert("n".into(), 2.into());
+    assert_eq!(
+        at.save(&key, &more, exp, t).await.unwrap(),
+        keyroll_store::Saved::Updated
+    );
+    assert!(signed_old(
+        &store.load(&key, t).await.unwrap().unwrap().data
+    ));
+
+    // Loaded under the held snapshot it verifies; under the one in force
+    // (which no longer knows the old key) it is refused.
+    let l = at.load(&key, t).await.unwrap().into_loaded().unwrap();
+    assert_eq!(
+        (&*l.data, l.role, l.resigned),
+        (&more, Role::Primary, false)
+    );
+    assert_eq!(
+        engine.load(&key, t).await.unwrap(),
+        LoadOutcome::Refused(VerifyError::BadSignature)
     );
 }

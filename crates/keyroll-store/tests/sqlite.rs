@@ -301,7 +301,12 @@ print(t.session_key)
         String::from_utf8_lossy(&out.stderr)
     );
     let theirs = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let got = engine.load(&theirs, now).await.unwrap().unwrap();
+    let got = engine
+        .load(&theirs, now)
+        .await
+        .unwrap()
+        .into_loaded()
+        .unwrap();
     assert_eq!(got.data["who"], "django");
     assert!(got.expires > now + Duration::minutes(59));
 }
