@@ -35,9 +35,9 @@ fn check_row(codec: &SessionCodec, row: &str) {
     let resigned = codec.resign_at(row, NOW);
     match (&decoded, &resigned) {
         (Ok(d), Ok(r)) => {
-            assert_eq!(d.value, r.value.0);
+            assert_eq!(d.value, r.value.data);
             assert_eq!((d.role, d.timestamp), (r.role, r.timestamp));
-            assert_eq!(r.value.1.is_some(), d.role != Role::Primary);
+            assert_eq!(r.value.fresh.is_some(), d.role != Role::Primary);
             assert_json_round_trip(&Value::Object(d.value.clone()));
         }
         (Err(a), Err(b)) => assert_eq!(a, b),
@@ -118,7 +118,7 @@ fuzz_target!(|data: &[u8]| {
                 Err(VerifyError::BadSignature) if secret == RETIRED => {}
                 Ok(r) if secret != RETIRED => {
                     assert_eq!((r.role, r.timestamp), (role, Some(ts)));
-                    let fresh = r.value.1.unwrap_or_default();
+                    let fresh = r.value.fresh.unwrap_or_default();
                     match SessionCodec::database(&alone(PRIMARY)).decode_at(&fresh, NOW) {
                         Ok(a) => {
                             assert!(json_eq(&Value::Object(a.value), &Value::Object(data)));

@@ -374,7 +374,7 @@ impl Session {
                         metrics::verified(v.key_id, v.role);
                         st.verified = Some((v.key_id, v.role));
                         st.cookie_timestamp = v.timestamp;
-                        let (data, fresh) = v.value;
+                        let keyroll::ResignedSession { data, fresh } = v.value;
                         st.data = Arc::new(data);
                         st.reissue = fresh;
                     }

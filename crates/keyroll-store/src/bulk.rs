@@ -9,8 +9,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use keyroll::{
-    session_login, KeyId, KeyRing, LoginCheck, Role, SessionAuthHash, SessionCodec, SessionData,
-    Verified, SESSION_USER_HASH,
+    session_login, KeyId, KeyRing, LoginCheck, Role, SessionAuthHash, SessionCodec, Verified,
+    SESSION_USER_HASH,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -437,7 +437,7 @@ impl Worker {
                         .iter()
                         .filter_map(|d| match d {
                             Some(Ok(Checked::Decoded(v))) => {
-                                session_login(&v.value.0).map(|(id, _)| id)
+                                session_login(&v.value.data).map(|(id, _)| id)
                             }
                             _ => None,
                         })
@@ -507,11 +507,14 @@ impl Worker {
 
     fn plan(
         &self,
-        v: Verified<(SessionData, Option<String>)>,
+        v: Verified<keyroll::ResignedSession>,
         passwords: &HashMap<String, String>,
     ) -> Plan {
         let timestamp = v.timestamp;
-        let (mut map, fresh) = v.value;
+        let keyroll::ResignedSession {
+            data: mut map,
+            fresh,
+        } = v.value;
         let remade = session_login(&map).and_then(|(id, stored)| {
             let password = passwords.get(&id)?;
             match self.auth.judge_at(stored, password, self.now) {
@@ -547,7 +550,7 @@ impl Worker {
 /// A live row after its one verification.
 enum Checked {
     /// Decoded (users to re-hash): the data, and the re-signed token when stale.
-    Decoded(Verified<(SessionData, Option<String>)>),
+    Decoded(Verified<keyroll::ResignedSession>),
     /// The signature checked, the payload not decoded: the re-signed token when stale.
     Resigned(Option<String>),
 }

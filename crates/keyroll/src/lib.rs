@@ -47,7 +47,7 @@
 //! let codec = SessionCodec::database(&ring);
 //! let v = codec.resign_at(&row, now).expect("verifies");
 //! assert_eq!(v.role, Role::Fallback);
-//! let (same_data, fresh_row) = v.value;
+//! let keyroll::ResignedSession { data: same_data, fresh: fresh_row } = v.value;
 //! assert_eq!(same_data, data);
 //! let again = codec.decode_at(&fresh_row.expect("stale, so re-signed"), now).expect("verifies");
 //! assert_eq!(again.role, Role::Primary);
@@ -92,7 +92,8 @@ pub use reset::{PasswordResetTokens, ResetUser, DEFAULT_RESET_TIMEOUT, RESET_SAL
 pub use ring::{Key, KeyRing, RingError, Role};
 pub use secret::{KeyId, Secret, SHORT_SECRET_BYTES};
 pub use session::{
-    SessionCodec, SessionData, COOKIE_SESSION_SALT, DB_SESSION_SALT, DEFAULT_SESSION_COOKIE_AGE,
+    ResignedSession, SessionCodec, SessionData, COOKIE_SESSION_SALT, DB_SESSION_SALT,
+    DEFAULT_SESSION_COOKIE_AGE,
 };
 pub use signer::{
     Signer, SignerBuilder, TimestampSigner, Verified, DEFAULT_FUTURE_TOLERANCE, SIGNER_SALT,

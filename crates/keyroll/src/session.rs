@@ -106,17 +106,40 @@ impl SessionCodec {
         &self,
         data: &str,
         now: OffsetDateTime,
-    ) -> Result<Verified<(SessionData, Option<String>)>, VerifyError> {
+    ) -> Result<Verified<ResignedSession>, VerifyError> {
         let v = self.signer.resign_at(data, self.max_age, now)?;
         let (key_id, role, timestamp) = (v.key_id, v.role, v.timestamp);
         match v.value {
-            (Value::Object(map), fresh) => Ok(Verified {
-                value: (map, fresh),
+            (Value::Object(data), fresh) => Ok(Verified {
+                value: ResignedSession { data, fresh },
                 key_id,
                 role,
                 timestamp,
             }),
             _ => Err(VerifyError::Malformed("session data is not an object")),
         }
+    }
+}
+
+/// A session [`SessionCodec::resign_at`] verified: its data, and — when a
+/// staged or fallback key verified it — the same data re-signed by the
+/// primary, with its original timestamp.
+///
+/// `Debug` shows the number of entries, not the data.
+#[derive(Clone, PartialEq)]
+pub struct ResignedSession {
+    /// The session's data.
+    pub data: SessionData,
+    /// The re-signed token, when the session was stale; `None` when the
+    /// primary already signed it.
+    pub fresh: Option<String>,
+}
+
+impl std::fmt::Debug for ResignedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResignedSession")
+            .field("entries", &self.data.len())
+            .field("resigned", &self.fresh.is_some())
+            .finish()
     }
 }

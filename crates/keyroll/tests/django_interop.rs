@@ -418,7 +418,7 @@ fn keyroll_tokens_verify_in_django() {
                     .resign_at(&stale, now)
                     .expect("ok")
                     .value
-                    .1
+                    .fresh
                     .expect("stale");
                 r.push(
                     format!("db-resigned-{si}-{vi}"),

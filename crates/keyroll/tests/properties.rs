@@ -745,7 +745,7 @@ proptest! {
         let codec = SessionCodec::database(&spec.ring());
         let r = codec.resign_at(&row, NOW).expect("verifies");
         prop_assert_eq!((r.role, r.timestamp), (key.role, Some(then.unix_timestamp())));
-        let (got, fresh) = r.value;
+        let keyroll::ResignedSession { data: got, fresh } = r.value;
         prop_assert!(json_eq(&Value::Object(got), &Value::Object(data.clone())));
         let fresh = fresh.expect("stale, so re-signed");
         let again = SessionCodec::database(&RingSpec::alone(spec.primary()))
@@ -1016,7 +1016,7 @@ proptest! {
                 |r, t| o(r).loads_at(t, None, NOW).is_ok())?;
 
             let stale = SessionCodec::database(&alone).encode_at(&data, then).expect("ok");
-            let fresh = SessionCodec::database(&ring).resign_at(&stale, NOW).expect("ok").value.1.expect("stale");
+            let fresh = SessionCodec::database(&ring).resign_at(&stale, NOW).expect("ok").value.fresh.expect("stale");
             only_primary_verifies("SessionCodec::resign_at", &fresh, p, &others,
                 |r, t| SessionCodec::database(r).decode_at(t, NOW).is_ok())?;
 

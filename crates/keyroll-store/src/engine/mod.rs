@@ -363,7 +363,7 @@ impl EngineAt<'_> {
                 }
             };
             engine.stats.count(verified.role);
-            let (data, fresh) = verified.value;
+            let keyroll::ResignedSession { data, fresh } = verified.value;
             let data = Arc::new(data);
             let Some(fresh) = fresh else {
                 if verified.role == Role::Primary {
