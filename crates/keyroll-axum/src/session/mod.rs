@@ -9,10 +9,8 @@ use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, Request};
-use keyroll::{
-    session_login, KeyId, LoginCheck, Role, SessionAuthHash, SessionData, SESSION_USER_HASH,
-};
-use keyroll_store::{LoadOutcome, PreparedRing, Refresh, Saved, SessionEngine, Store};
+use keyroll::{session_login, KeyId, LoginCheck, Role, SessionAuthHash, SessionData};
+use keyroll_store::{PreparedRing, SessionEngine, Store};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -23,6 +21,9 @@ use crate::error::SessionError;
 use crate::metrics;
 use crate::ring::RingHandle;
 use crate::users::{Logins, UserLoader};
+
+mod cookie;
+mod server;
 
 /// Where session data lives.
 #[derive(Clone, Debug)]
@@ -349,44 +350,8 @@ impl Session {
             return Ok(());
         };
         match &self.inner.shared.backend {
-            Backend::Server(engine) => match self.load_server(engine, incoming).await? {
-                LoadOutcome::Loaded(l) => {
-                    metrics::verified(l.key_id, l.role);
-                    if l.resigned {
-                        metrics::resigned("session");
-                    }
-                    st.key = Some(l.key);
-                    st.data = l.data;
-                    st.verified = Some((l.key_id, l.role));
-                }
-                // The engine logs it; a fresh session replaces it.
-                LoadOutcome::Refused(e) => metrics::failed_with(&e),
-                // No such session (or not a session key): a fresh one, uncounted.
-                _ => {}
-            },
-            Backend::Cookie => {
-                let codec = self
-                    .ring()
-                    .snapshot()
-                    .cookie_session_codec(self.inner.shared.config.max_age);
-                match codec.resign_at(incoming, self.inner.now) {
-                    Ok(v) => {
-                        metrics::verified(v.key_id, v.role);
-                        st.verified = Some((v.key_id, v.role));
-                        st.cookie_timestamp = v.timestamp;
-                        let keyroll::ResignedSession { data, fresh } = v.value;
-                        st.data = Arc::new(data);
-                        st.reissue = fresh;
-                    }
-                    Err(e) => {
-                        metrics::failed_with(&e);
-                        tracing::debug!(
-                            reason = e.reason(),
-                            "session cookie refused; fresh session"
-                        );
-                    }
-                }
-            }
+            Backend::Server(engine) => self.load_server_into(engine, incoming, st).await?,
+            Backend::Cookie => self.load_cookie_into(incoming, st),
         }
         // Server mode re-made the login hash in the engine's write-back.
         if matches!(self.inner.shared.backend, Backend::Cookie)
@@ -396,57 +361,6 @@ impl Session {
         }
         st.loaded = true;
         Ok(())
-    }
-
-    /// Server mode: the engine's load; with [`SessionLayer::upgrade_logins`]
-    /// a stale session's login hash is re-made in the same compare-and-swap
-    /// that re-signs it.
-    async fn load_server(
-        &self,
-        engine: &SessionEngine,
-        incoming: &str,
-    ) -> Result<LoadOutcome, keyroll_store::StoreError> {
-        let now = self.inner.now;
-        let snapshot = self.ring().snapshot();
-        let Some(logins) = &self.inner.shared.logins else {
-            return engine.under(snapshot).load(incoming, now).await;
-        };
-        // Called only for a stale session: nothing extra on the usual path.
-        // The hash is re-made under the primary of the snapshot the engine
-        // re-signs with.
-        engine
-            .under(snapshot)
-            .load_refreshing(incoming, now, |data| {
-                let logins = logins.clone();
-                let auth = Arc::clone(snapshot.auth_hash());
-                async move {
-                    match refreshed_login(&logins, &auth, &data, now).await {
-                        Some(hash) => {
-                            let mut data = (*data).clone();
-                            data.insert(SESSION_USER_HASH.to_owned(), Value::String(hash));
-                            Refresh::Replace(data)
-                        }
-                        None => Refresh::Keep,
-                    }
-                }
-            })
-            .await
-    }
-
-    /// Signed-cookie mode: a stale session's login hash re-made under the
-    /// primary (see [`SessionLayer::upgrade_logins`]); the re-made cookie
-    /// goes out with this response (if it is lost, the old cookie is still
-    /// stale and this happens again on the next request).
-    async fn upgrade_login(&self, st: &mut State) {
-        let Some(logins) = &self.inner.shared.logins else {
-            return;
-        };
-        let auth = self.ring().snapshot().auth_hash();
-        let Some(hash) = refreshed_login(logins, auth, &st.data, self.inner.now).await else {
-            return;
-        };
-        Arc::make_mut(&mut st.data).insert(SESSION_USER_HASH.to_owned(), Value::String(hash));
-        st.modified = true;
     }
 
     /// Loads the session now (otherwise the first accessor does).
@@ -612,60 +526,6 @@ impl Session {
         Ok(self.loaded().await?.key.clone())
     }
 
-    /// Server mode: writes the session's state to the store; returns the
-    /// `Set-Cookie` value for it. A loaded row is only ever updated, never
-    /// re-inserted: if a concurrent request deleted it, the session is
-    /// dropped and this is [`SessionError::Interrupted`].
-    async fn persist(
-        &self,
-        engine: &SessionEngine,
-        st: &mut State,
-    ) -> Result<Option<String>, SessionError> {
-        let config = &self.inner.shared.config;
-        let now = self.inner.now;
-        let (max_age, expires) = lifetime(config, now);
-        let mut cookie = None;
-        if st.data.is_empty() {
-            if let Some(k) = st.key.take() {
-                st.doomed.push(k);
-            }
-            if self.inner.incoming.is_some() {
-                cookie = Some(config.delete_cookie());
-            }
-        } else {
-            let key = match st.key.clone() {
-                Some(k) => {
-                    let ring = self.ring().snapshot();
-                    match engine.under(ring).save(&k, &st.data, expires, now).await? {
-                        Saved::Updated => k,
-                        Saved::Gone => return Err(interrupted(st)),
-                    }
-                }
-                None => {
-                    let ring = self.ring().snapshot();
-                    engine.under(ring).create(&st.data, expires, now).await?
-                }
-            };
-            st.key = Some(key.clone());
-            cookie = Some(config.set_cookie(key, max_age, expires));
-        }
-        // The new state is saved; only now drop the old rows.
-        let carried = st.carried_from.take();
-        for old in std::mem::take(&mut st.doomed) {
-            let existed = engine.delete(&old).await?;
-            if !existed && st.key.is_some() && carried.as_deref() == Some(old.as_str()) {
-                // The data under the new key came from a row a concurrent
-                // request deleted (a logout): it must not live on.
-                if let Some(new) = st.key.take() {
-                    engine.delete(&new).await?;
-                }
-                return Err(interrupted(st));
-            }
-        }
-        st.modified = false;
-        Ok(cookie)
-    }
-
     /// Saves what changed; returns the `Set-Cookie` value to send, if any.
     async fn finish(&self) -> Result<Option<String>, SessionError> {
         let shared = &self.inner.shared;
@@ -694,49 +554,7 @@ impl Session {
                 let cookie = self.persist(engine, &mut st).await?;
                 Ok(cookie.or_else(|| st.pending_cookie.take()))
             }
-            Backend::Cookie => {
-                if save {
-                    st.modified = false;
-                    if st.data.is_empty() {
-                        return Ok(self
-                            .inner
-                            .incoming
-                            .is_some()
-                            .then(|| config.delete_cookie()));
-                    }
-                    let value = self
-                        .ring()
-                        .snapshot()
-                        .cookie_session_codec(config.max_age)
-                        .encode_at(&st.data, now)?;
-                    if value.len() > config.max_cookie_len {
-                        return Err(SessionError::CookieTooLarge {
-                            len: value.len(),
-                            max: config.max_cookie_len,
-                        });
-                    }
-                    return Ok(Some(config.set_cookie(value, max_age, expires)));
-                }
-                let Some(fresh) = st.reissue.take() else {
-                    return Ok(None);
-                };
-                // Same attributes, same timestamp, and no longer a lifetime.
-                let stamped = st
-                    .cookie_timestamp
-                    .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
-                    .unwrap_or(now);
-                let end = stamped.checked_add(max_age).unwrap_or(now);
-                let left = end - now;
-                if left <= time::Duration::ZERO {
-                    return Ok(None);
-                }
-                metrics::resigned("cookie_session");
-                Ok(Some(config.set_cookie(
-                    fresh,
-                    time::Duration::seconds(left.whole_seconds().max(1)),
-                    end,
-                )))
-            }
+            Backend::Cookie => self.finish_cookie(&mut st, save, max_age, expires),
         }
     }
 }
@@ -745,24 +563,6 @@ impl Session {
 fn lifetime(config: &SessionConfig, now: OffsetDateTime) -> (time::Duration, OffsetDateTime) {
     let max_age = time::Duration::try_from(config.max_age).unwrap_or(time::Duration::MAX);
     (max_age, now.checked_add(max_age).unwrap_or(now))
-}
-
-/// Drops a session whose row a concurrent request deleted: what is left is
-/// a new, empty, unsaved session (no cookie is set or deleted: the browser
-/// may already hold a newer session key from that other request).
-fn interrupted(st: &mut State) -> SessionError {
-    tracing::warn!(
-        "session row deleted by a concurrent request (a logout?) before this one saved; \
-         the session is dropped, nothing was written"
-    );
-    st.data = Arc::default();
-    st.key = None;
-    st.verified = None;
-    st.doomed.clear();
-    st.carried_from = None;
-    st.pending_cookie = None;
-    st.modified = false;
-    SessionError::Interrupted
 }
 
 /// The login hash of `data` re-made under the primary, when it verifies under
