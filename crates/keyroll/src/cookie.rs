@@ -212,9 +212,9 @@ pub fn cookie_quote(value: &str) -> Result<Cow<'_, str>, CookieValueError> {
 /// `\ooo` (octal, first digit 0-3) and `\x` escapes are undone; anything
 /// else is returned as it is.
 pub fn cookie_unquote(value: &str) -> Cow<'_, str> {
-    let inner = match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-        Some(inner) if value.len() >= 2 => inner,
-        _ => return Cow::Borrowed(value),
+    // Both quotes must be there (a lone `"` is left as it is).
+    let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
+        return Cow::Borrowed(value);
     };
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars().peekable();
@@ -282,6 +282,25 @@ mod tests {
         );
         let v2 = strict.sign_at("v", now);
         assert_eq!(strict.unsign_at(&v2, None, now).expect("v2").value, "v");
+    }
+
+    #[test]
+    fn reading_legacy_true_keeps_legacy_cookies_readable_and_writing_legacy_always_reads_them() {
+        let ring = KeyRing::new(Secret::from("k"));
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("time");
+        let c = SignedCookie::new(&ring, "n", "s").expect("ok");
+        let legacy = c.clone().writing(CookieSaltForm::Legacy).sign_at("v", now);
+        let explicit = c.clone().reading_legacy(true);
+        assert_eq!(
+            explicit.unsign_at(&legacy, None, now).expect("read").value,
+            "v"
+        );
+        // A signer that writes the legacy form cannot refuse to read it.
+        let writer = c.writing(CookieSaltForm::Legacy).reading_legacy(false);
+        assert_eq!(
+            writer.unsign_at(&legacy, None, now).expect("read").value,
+            "v"
+        );
     }
 
     #[test]

@@ -168,6 +168,23 @@ mod tests {
     use super::*;
     use crate::secret::Secret;
 
+    /// Django counts seconds since 2001-01-01 UTC (values from Python's
+    /// datetime arithmetic); a token's first field is that count in base 36.
+    #[test]
+    fn reset_token_timestamps_count_seconds_since_2001() {
+        assert_eq!(seconds_since_2001(datetime!(2001-01-01 00:00:01 UTC)), 1);
+        let at = datetime!(2026-11-28 12:00 UTC);
+        assert_eq!(seconds_since_2001(at), 817_560_000);
+        let tokens = PasswordResetTokens::new(&KeyRing::new(Secret::from("k")));
+        let user = ResetUser {
+            pk: "1",
+            password_hash: "h",
+            last_login: None,
+            email: None,
+        };
+        assert!(tokens.make_token_at(&user, at).starts_with("dir5c0-"));
+    }
+
     #[test]
     fn reset_user_debug_shows_neither_the_password_hash_nor_the_email() {
         let user = ResetUser {
