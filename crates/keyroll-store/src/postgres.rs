@@ -30,7 +30,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 use crate::store::{
-    check_table_name, is_valid_session_key, new_session_key, KeyRange, SessionRecord, Store,
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, SessionRecord, Store,
     StoreError, Swap, UserTable,
 };
 use crate::timeouts::Timeouts;
@@ -529,7 +529,7 @@ impl Store for PostgresStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (lower, upper) = bounds(range, after);
+        let (lower, upper) = range.page_bounds(after);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut sql = self.sql.select.clone();
         let mut args: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(3);
@@ -635,22 +635,4 @@ impl UserTable for PostgresStore {
             Ok(out)
         })
     }
-}
-
-/// The lower bound of a scan: the later of the range's start and the cursor.
-enum Lower {
-    None,
-    After(String),
-    From(String),
-}
-
-fn bounds(range: &KeyRange, after: Option<&str>) -> (Lower, Option<String>) {
-    let lower = match (range.start.as_deref(), after) {
-        (None, None) => Lower::None,
-        (Some(s), None) => Lower::From(s.to_owned()),
-        (None, Some(a)) => Lower::After(a.to_owned()),
-        (Some(s), Some(a)) if a >= s => Lower::After(a.to_owned()),
-        (Some(s), Some(_)) => Lower::From(s.to_owned()),
-    };
-    (lower, range.end.clone())
 }

@@ -89,6 +89,17 @@ impl fmt::Debug for Swap {
     }
 }
 
+/// The lower bound of a scan page (see [`KeyRange::page_bounds`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Lower {
+    /// No lower bound.
+    None,
+    /// Keys strictly after this one (the cursor).
+    After(String),
+    /// Keys from this one on (the range's start).
+    From(String),
+}
+
 /// A range of session keys, `start` inclusive, `end` exclusive; `None` is open.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyRange {
@@ -128,6 +139,20 @@ impl KeyRange {
         }
         out.push(KeyRange { start, end: None });
         out
+    }
+
+    /// The bounds of one scan page over this range resuming after the cursor
+    /// `after`: the lower bound (the later of the range's start and the
+    /// cursor) and the exclusive upper bound.
+    pub(crate) fn page_bounds(&self, after: Option<&str>) -> (Lower, Option<String>) {
+        let lower = match (self.start.as_deref(), after) {
+            (None, None) => Lower::None,
+            (Some(s), None) => Lower::From(s.to_owned()),
+            (None, Some(a)) => Lower::After(a.to_owned()),
+            (Some(s), Some(a)) if a >= s => Lower::After(a.to_owned()),
+            (Some(s), Some(_)) => Lower::From(s.to_owned()),
+        };
+        (lower, self.end.clone())
     }
 
     /// True when `key` is in the range.
@@ -334,6 +359,27 @@ pub fn check_table_name(name: &str) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_bounds_take_the_later_of_start_and_cursor() {
+        let r = KeyRange {
+            start: Some("c".into()),
+            end: Some("m".into()),
+        };
+        assert_eq!(
+            r.page_bounds(None),
+            (Lower::From("c".into()), Some("m".into()))
+        );
+        assert_eq!(
+            r.page_bounds(Some("b")),
+            (Lower::From("c".into()), Some("m".into()))
+        );
+        assert_eq!(
+            r.page_bounds(Some("d")),
+            (Lower::After("d".into()), Some("m".into()))
+        );
+        assert_eq!(KeyRange::all().page_bounds(None), (Lower::None, None));
+    }
 
     #[test]
     fn keys_are_32_lowercase_alphanumerics_and_unique() {

@@ -34,8 +34,8 @@ use rusqlite::{
 use time::OffsetDateTime;
 
 use crate::store::{
-    check_table_name, is_valid_session_key, new_session_key, KeyRange, SessionRecord, StorageOrder,
-    Store, StoreError, Swap, UserTable,
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, SessionRecord,
+    StorageOrder, Store, StoreError, Swap, UserTable,
 };
 
 mod datetime;
@@ -496,7 +496,7 @@ impl Store for SqliteStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (lower, upper) = bounds(range, after);
+        let (lower, upper) = range.page_bounds(after);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |inner| {
             let mut sql = inner.sql.select.clone();
@@ -627,59 +627,10 @@ impl UserTable for SqliteStore {
     }
 }
 
-/// The lower bound of a scan: the later of the range's start and the cursor.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Lower {
-    /// No lower bound.
-    None,
-    /// Keys strictly after this one (the cursor).
-    After(String),
-    /// Keys from this one on (the range's start).
-    From(String),
-}
-
-/// The bounds of a scan page: lower bound and exclusive upper bound.
-fn bounds(range: &KeyRange, after: Option<&str>) -> (Lower, Option<String>) {
-    let lower = match (range.start.as_deref(), after) {
-        (None, None) => Lower::None,
-        (Some(s), None) => Lower::From(s.to_owned()),
-        (None, Some(a)) => Lower::After(a.to_owned()),
-        (Some(s), Some(a)) if a >= s => Lower::After(a.to_owned()),
-        (Some(s), Some(_)) => Lower::From(s.to_owned()),
-    };
-    (lower, range.end.clone())
-}
-
 fn expiry_of(v: ValueRef<'_>) -> Result<OffsetDateTime, StoreError> {
     let parsed = match v {
         ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(parse_datetime),
         _ => None,
     };
     parsed.ok_or_else(|| StoreError::backend(BACKEND, "unreadable expire_date value"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scan_bounds() {
-        let r = KeyRange {
-            start: Some("c".into()),
-            end: Some("m".into()),
-        };
-        assert_eq!(
-            bounds(&r, None),
-            (Lower::From("c".into()), Some("m".into()))
-        );
-        assert_eq!(
-            bounds(&r, Some("b")),
-            (Lower::From("c".into()), Some("m".into()))
-        );
-        assert_eq!(
-            bounds(&r, Some("d")),
-            (Lower::After("d".into()), Some("m".into()))
-        );
-        assert_eq!(bounds(&KeyRange::all(), None), (Lower::None, None));
-    }
 }
