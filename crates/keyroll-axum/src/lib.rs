@@ -35,7 +35,7 @@
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let ring = RingHandle::new(KeyRing::new(Secret::from("a-long-random-secret-from-a-ring-file")));
+//! let ring = RingHandle::new(KeyRing::new(Secret::from("a-long-random-secret-from-a-ring-file")).expect("a non-empty secret"));
 //! let store = open_store("sqlite://sessions.db", &StoreOptions::default()).await?;
 //! store.ensure_schema().await?;
 //! let app = Router::new()
@@ -61,4 +61,4 @@ pub use error::SessionError;
 pub use ring::RingHandle;
 pub use session::{Session, SessionLayer, SessionService};
 pub use tokens::{CookieError, ResetTokens, SetCookies, SignedCookies, SignedValue};
-pub use users::UserLoader;
+pub use users::{UserLoader, UserRows};
