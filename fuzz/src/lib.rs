@@ -39,13 +39,13 @@ pub fn ring() -> &'static KeyRing {
                 Some(NOW - time::Duration::days(1)),
             ),
         ])
-        .unwrap_or_else(|_| KeyRing::new(Secret::from(PRIMARY)))
+        .unwrap_or_else(|_| KeyRing::new(Secret::from(PRIMARY)).expect("a non-empty secret"))
     })
 }
 
 /// A ring of one key, as primary: what it signs is "signed by that key".
 pub fn alone(secret: &str) -> KeyRing {
-    KeyRing::new(Secret::from(secret))
+    KeyRing::new(Secret::from(secret)).expect("a non-empty secret")
 }
 
 /// A non-primary key of the ring, picked by `b`, with the role it has there.

@@ -130,11 +130,11 @@ fn parse_args() -> anyhow::Result<Args> {
 }
 
 fn ring_a() -> KeyRing {
-    KeyRing::new(Secret::from(KEY_A))
+    KeyRing::new(Secret::from(KEY_A)).expect("a non-empty secret")
 }
 
 fn ring_b_a() -> KeyRing {
-    KeyRing::new(Secret::from(KEY_B))
+    KeyRing::new(Secret::from(KEY_B)).expect("a non-empty secret")
         .with_fallback(Secret::from(KEY_A), None)
         .expect("two non-empty keys")
 }

@@ -31,10 +31,10 @@ struct Inner {
 /// ```
 /// use keyroll::{KeyRing, Secret, Role};
 /// use keyroll_axum::RingHandle;
-/// let ring = RingHandle::new(KeyRing::new(Secret::from("a-first-secret-of-some-length")));
+/// let ring = RingHandle::new(KeyRing::new(Secret::from("a-first-secret-of-some-length")).expect("a non-empty secret"));
 /// let old = ring.current().primary().id();
 /// ring.reload(
-///     KeyRing::new(Secret::from("a-second-secret-of-some-length"))
+///     KeyRing::new(Secret::from("a-second-secret-of-some-length")).expect("a non-empty secret")
 ///         .with_fallback(Secret::from("a-first-secret-of-some-length"), None)
 ///         .expect("ring"),
 /// );

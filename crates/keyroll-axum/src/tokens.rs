@@ -92,7 +92,7 @@ impl SignedValue {
 /// ```
 /// # use keyroll_axum::{RingHandle, SignedCookies, SetCookies};
 /// # use keyroll::{KeyRing, Secret};
-/// # let cookies = SignedCookies::new(RingHandle::new(KeyRing::new(Secret::from("s3cret"))));
+/// # let cookies = SignedCookies::new(RingHandle::new(KeyRing::new(Secret::from("s3cret")).expect("a non-empty secret")));
 /// # let now = time::OffsetDateTime::now_utc();
 /// let mut out = SetCookies::new();
 /// out.push(cookies.set_at("theme", "dark", "", None, now).expect("a legal cookie"));

@@ -34,10 +34,10 @@ const SECRET_A: &str = "side-by-side-secret-A-0123456789abcdefghijklmnopqrstuvwx
 const SECRET_B: &str = "side-by-side-secret-B-0123456789abcdefghijklmnopqrstuvwxyz";
 
 fn ring_a() -> KeyRing {
-    KeyRing::new(Secret::from(SECRET_A))
+    KeyRing::new(Secret::from(SECRET_A)).expect("a non-empty secret")
 }
 fn ring_b() -> KeyRing {
-    KeyRing::new(Secret::from(SECRET_B))
+    KeyRing::new(Secret::from(SECRET_B)).expect("a non-empty secret")
 }
 fn ring_b_fallback_a() -> KeyRing {
     ring_b()

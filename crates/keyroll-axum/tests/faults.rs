@@ -659,7 +659,7 @@ async fn broken_ring_file(server: bool) {
     let (a, b, c) = (
         ring_a(),
         common::ring_b(),
-        keyroll::KeyRing::new(keyroll::Secret::from(SECRET_C)),
+        keyroll::KeyRing::new(keyroll::Secret::from(SECRET_C)).expect("a non-empty secret"),
     );
     let now = OffsetDateTime::now_utc;
     assert_eq!(
@@ -914,7 +914,7 @@ async fn seeded_session(
     signed: OffsetDateTime,
     expires: OffsetDateTime,
 ) -> Browser {
-    let ring = keyroll::KeyRing::new(keyroll::Secret::from(secret));
+    let ring = keyroll::KeyRing::new(keyroll::Secret::from(secret)).expect("a non-empty secret");
     let mut data = keyroll::SessionData::new();
     data.insert(keyroll::SESSION_USER_ID.into(), "1".into());
     data.insert(keyroll::SESSION_USER_BACKEND.into(), "tests.Backend".into());
@@ -970,6 +970,7 @@ async fn fallback_retires_under_load(server: bool) {
     };
     let ring = RingHandle::new(
         keyroll::KeyRing::new(keyroll::Secret::from(common::SECRET_B))
+            .expect("a non-empty secret")
             .with_fallback(keyroll::Secret::from(common::SECRET_A), Some(t))
             .unwrap(),
     );

@@ -253,9 +253,12 @@ async fn garbage_store_rows_are_anonymous() {
     };
     let mut data = SessionData::new();
     data.insert("_auth_user_id".into(), "1".into());
-    let stranger = SessionCodec::database(&keyroll::KeyRing::new(keyroll::Secret::from(
-        "a-key-outside-the-ring-0123456789abcdef",
-    )))
+    let stranger = SessionCodec::database(
+        &keyroll::KeyRing::new(keyroll::Secret::from(
+            "a-key-outside-the-ring-0123456789abcdef",
+        ))
+        .expect("a non-empty secret"),
+    )
     .encode_at(&data, now)
     .unwrap();
     // 9 MiB of spaces compress to a few KiB: past the 8 MiB inflate cap.

@@ -51,6 +51,7 @@ async fn rotate_and_retire(mode: Mode, upgrade: bool, page: &str) -> Option<Stri
 
     app.ring.reload(
         KeyRing::new(Secret::from(common::SECRET_B))
+            .expect("a non-empty secret")
             .with_fallback(Secret::from(common::SECRET_A), Some(t))
             .unwrap(),
     );

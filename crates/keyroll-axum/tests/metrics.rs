@@ -98,7 +98,7 @@ async fn server_mode_counts_verifications_and_refused_rows_by_reason() {
     metrics::set_global_recorder(counts.clone()).unwrap();
     km::describe();
 
-    let ring = KeyRing::new(Secret::from(KEY_A));
+    let ring = KeyRing::new(Secret::from(KEY_A)).expect("a non-empty secret");
     let id_a = Secret::from(KEY_A).id().to_string();
     let store = Arc::new(MemoryStore::new());
     let engine = Arc::new(SessionEngine::new(
@@ -181,9 +181,10 @@ async fn server_mode_counts_verifications_and_refused_rows_by_reason() {
     // Signed by a key the ring does not hold.
     let mut data = SessionData::new();
     data.insert("v".into(), "x".into());
-    let foreign = SessionCodec::database(&KeyRing::new(Secret::from(KEY_X)))
-        .encode_at(&data, now)
-        .unwrap();
+    let foreign =
+        SessionCodec::database(&KeyRing::new(Secret::from(KEY_X)).expect("a non-empty secret"))
+            .encode_at(&data, now)
+            .unwrap();
     put(foreign).await;
     assert_eq!(get(format!("sessionid={key}")).await, "none");
     assert_eq!(failures("signature"), 2);

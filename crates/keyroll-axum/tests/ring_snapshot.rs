@@ -28,7 +28,7 @@ const KEY_B: &str = "ring-snapshot-key-B-0123456789abcdefghijklmnopqrstuv";
 const PW: &str = "pbkdf2_sha256$600000$salt$hash-of-the-password";
 
 fn only(secret: &str) -> KeyRing {
-    KeyRing::new(Secret::from(secret))
+    KeyRing::new(Secret::from(secret)).expect("a non-empty secret")
 }
 
 fn b_then_a() -> KeyRing {

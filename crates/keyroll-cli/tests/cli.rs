@@ -210,6 +210,7 @@ fn ring_stage_a_given_secret_on_every_server() {
     let secret = stdout(&o);
     assert_eq!(secret.trim().len(), 50);
     let want = KeyRing::new(Secret::from(secret.trim()))
+        .expect("a non-empty secret")
         .primary()
         .id()
         .to_string();
@@ -466,9 +467,11 @@ fn sign_then_verify_every_mode() {
 #[test]
 fn verify_reports_each_line_in_order() {
     let ring = KeyRing::new(Secret::from("the-new-primary-key-0123456789abcdef"))
+        .expect("a non-empty secret")
         .with_fallback(Secret::from("the-old-key-0123456789abcdefghijkl"), None)
         .expect("ring");
-    let old = KeyRing::new(Secret::from("the-old-key-0123456789abcdefghijkl"));
+    let old = KeyRing::new(Secret::from("the-old-key-0123456789abcdefghijkl"))
+        .expect("a non-empty secret");
     let now = OffsetDateTime::now_utc();
     let ts_old = TimestampSigner::new(&old);
     let lines = [
@@ -616,7 +619,8 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 /// Runs `verify` over `n` tokens and returns the highest peak RSS seen (KiB).
 fn verify_peak_rss(n: usize, dir: &Path) -> u64 {
-    let ring = KeyRing::new(Secret::from("streaming-secret-0123456789abcdefghij"));
+    let ring = KeyRing::new(Secret::from("streaming-secret-0123456789abcdefghij"))
+        .expect("a non-empty secret");
     let signer = ObjectSigner::new(SignerBuilder::new(), true, &ring).expect("signer");
     let now = OffsetDateTime::now_utc();
     let one = signer

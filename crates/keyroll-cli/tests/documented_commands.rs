@@ -632,7 +632,7 @@ fn django_db(path: &Path) -> String {
         "CREATE TABLE auth_user (id integer NOT NULL PRIMARY KEY, password varchar(128) NOT NULL);",
     )
     .unwrap();
-    let auth = SessionAuthHash::new(&KeyRing::new(Secret::from(A)));
+    let auth = SessionAuthHash::new(&KeyRing::new(Secret::from(A)).expect("a non-empty secret"));
     let now = OffsetDateTime::now_utc();
     let mut seeds = Vec::new();
     for i in 1..=40 {

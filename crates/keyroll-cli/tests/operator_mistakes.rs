@@ -76,7 +76,10 @@ fn login(signer: &str, hasher: &str) -> common::Seed {
     );
     d.insert(
         "_auth_user_hash".into(),
-        json!(SessionAuthHash::new(&KeyRing::new(Secret::from(hasher))).make(PASSWORD)),
+        json!(SessionAuthHash::new(
+            &KeyRing::new(Secret::from(hasher)).expect("a non-empty secret")
+        )
+        .make(PASSWORD)),
     );
     common::seed(signer, d, OffsetDateTime::now_utc(), LIVE)
 }

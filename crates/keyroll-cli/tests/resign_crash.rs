@@ -73,9 +73,10 @@ fn check_all_resigned(
     path: &std::path::Path,
     seeded: &HashMap<String, (SessionData, String, String)>,
 ) {
-    let ring = KeyRing::new(Secret::from(NEW));
+    let ring = KeyRing::new(Secret::from(NEW)).expect("a non-empty secret");
     let codec = SessionCodec::database(&ring);
-    let old_codec = SessionCodec::database(&KeyRing::new(Secret::from(OLD)));
+    let old_codec =
+        SessionCodec::database(&KeyRing::new(Secret::from(OLD)).expect("a non-empty secret"));
     let now = OffsetDateTime::now_utc();
     let mut n = 0;
     for (key, data, expires) in common::rows(path, "keyroll_session") {
@@ -97,7 +98,8 @@ fn check_all_resigned(
 }
 
 fn count_on_new_key(path: &std::path::Path) -> usize {
-    let codec = SessionCodec::database(&KeyRing::new(Secret::from(NEW)));
+    let codec =
+        SessionCodec::database(&KeyRing::new(Secret::from(NEW)).expect("a non-empty secret"));
     let now = OffsetDateTime::now_utc();
     common::rows(path, "keyroll_session")
         .iter()
@@ -270,7 +272,8 @@ impl NetTable {
         let now = OffsetDateTime::now_utc();
         let mut rng = rand::thread_rng();
         let base = time::macros::datetime!(2099-01-01 00:00 UTC);
-        let old = SessionCodec::database(&KeyRing::new(Secret::from(OLD)));
+        let old =
+            SessionCodec::database(&KeyRing::new(Secret::from(OLD)).expect("a non-empty secret"));
         let seeded: Seeded = (0..n)
             .map(|i| {
                 let mut data = SessionData::new();
@@ -331,7 +334,8 @@ impl NetTable {
     }
 
     fn count_on_new_key(&self) -> usize {
-        let codec = SessionCodec::database(&KeyRing::new(Secret::from(NEW)));
+        let codec =
+            SessionCodec::database(&KeyRing::new(Secret::from(NEW)).expect("a non-empty secret"));
         let now = OffsetDateTime::now_utc();
         self.rows()
             .iter()
@@ -342,8 +346,10 @@ impl NetTable {
     /// Every seeded row is there, once, signed by the primary, with its
     /// data, expiry and original timestamp.
     fn check_all_resigned(&self, seeded: &Seeded) {
-        let codec = SessionCodec::database(&KeyRing::new(Secret::from(NEW)));
-        let old_codec = SessionCodec::database(&KeyRing::new(Secret::from(OLD)));
+        let codec =
+            SessionCodec::database(&KeyRing::new(Secret::from(NEW)).expect("a non-empty secret"));
+        let old_codec =
+            SessionCodec::database(&KeyRing::new(Secret::from(OLD)).expect("a non-empty secret"));
         let now = OffsetDateTime::now_utc();
         let rows = self.rows();
         for (n, r) in rows.iter().enumerate() {

@@ -130,7 +130,8 @@ fn ring_stage_secret_stdin_refuses_bytes_that_are_not_utf8() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let want = Secret::new(raw.to_vec()).id().to_string();
     assert_eq!(stdout(&o).trim(), want);
-    let token = Signer::new(&KeyRing::new(Secret::new(raw.to_vec()))).sign("v");
+    let token = Signer::new(&KeyRing::new(Secret::new(raw.to_vec())).expect("a non-empty secret"))
+        .sign("v");
     let o = run(
         keyroll().args(["verify", "--keyring"]).arg(&ring),
         format!("{token}\n").as_bytes(),
@@ -146,7 +147,7 @@ fn ring_stage_secret_stdin_refuses_bytes_that_are_not_utf8() {
 fn verify_with_secret_key_repeated_in_fallbacks_reports_primary_and_warns() {
     let x = "django-secret-key-kept-in-both-0123456789abc";
     let id = Secret::from(x).id().to_string();
-    let token = Signer::new(&KeyRing::new(Secret::from(x))).sign("v");
+    let token = Signer::new(&KeyRing::new(Secret::from(x)).expect("a non-empty secret")).sign("v");
     let fallbacks = format!(r#"["{x}", "an-older-key-0123456789abcdefghijklmnopq"]"#);
     for (var, value) in [
         ("SECRET_KEY_FALLBACKS", fallbacks.as_str()),
@@ -198,7 +199,7 @@ fn ring_file_repeating_a_secret_warns_and_ring_check_names_both_roles() {
         .as_bytes(),
         0o600,
     );
-    let token = Signer::new(&KeyRing::new(Secret::from(x))).sign("v");
+    let token = Signer::new(&KeyRing::new(Secret::from(x)).expect("a non-empty secret")).sign("v");
     let o = run(
         keyroll()
             .env("KR_OLD", x)
@@ -256,7 +257,8 @@ fn ring_check_reports_owner_directory_and_secret_file_problems() {
         0o600,
     );
     let check = || run(keyroll().args(["ring", "check"]).arg(&ring), b"");
-    let token = Signer::new(&KeyRing::new(Secret::from(value))).sign("v");
+    let token =
+        Signer::new(&KeyRing::new(Secret::from(value)).expect("a non-empty secret")).sign("v");
     let verify = |lax: bool| {
         let mut c = keyroll();
         c.arg("verify");

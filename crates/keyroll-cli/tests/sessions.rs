@@ -89,7 +89,7 @@ fn census_resign_purge_on_sqlite() {
         text(&o),
         "resigned 30, already-current 20, unverifiable 5, expired 7, auth-rehashed 0, conflicts 0\n"
     );
-    let codec = SessionCodec::database(&KeyRing::new(Secret::from(B)));
+    let codec = SessionCodec::database(&KeyRing::new(Secret::from(B)).expect("a non-empty secret"));
     for seed in &seeds {
         let (_, row, expires) = common::rows(&path, "keyroll_session")
             .into_iter()

@@ -276,7 +276,7 @@ fn final_ring(demo: &Demo, b: &str) -> KeyRing {
         .iter()
         .find(|e| e.role == Role::Primary)
         .unwrap();
-    KeyRing::new(primary.secret.clone())
+    KeyRing::new(primary.secret.clone()).expect("a non-empty secret")
 }
 
 fn check_cookie_mode(demo: &Demo, result: &Value, a: &str, b: &str) {

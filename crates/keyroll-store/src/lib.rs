@@ -33,7 +33,7 @@
 //! let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
 //! let store = open_store(&url, &StoreOptions::default()).await?;
 //! store.ensure_schema().await?;
-//! let engine = SessionEngine::new(store, &KeyRing::new(Secret::from("a-long-secret-key-0123456789abcdef")));
+//! let engine = SessionEngine::new(store, &KeyRing::new(Secret::from("a-long-secret-key-0123456789abcdef")).expect("a non-empty secret"));
 //! let now = OffsetDateTime::now_utc();
 //! let mut data = keyroll::SessionData::new();
 //! data.insert("cart".into(), 3.into());

@@ -137,7 +137,7 @@ pub const UNKNOWN: &str = "unknown-secret-key-0123456789abcdefghijklmnop";
 
 /// A ring with just this key, as primary.
 pub fn only(secret: &str) -> KeyRing {
-    KeyRing::new(Secret::from(secret))
+    KeyRing::new(Secret::from(secret)).expect("a non-empty secret")
 }
 
 /// Primary, staged and fallback.
@@ -1027,7 +1027,7 @@ pub async fn update_never_recreates_a_deleted_row(fx: &Fixture) {
 /// row; the first request then saves: the engine must not write the row
 /// back (a stolen cookie would outlive the victim's logout).
 pub async fn engine_save_after_a_concurrent_logout_does_not_bring_the_session_back(fx: &Fixture) {
-    let ring = KeyRing::new(Secret::from(PRIMARY));
+    let ring = KeyRing::new(Secret::from(PRIMARY)).expect("a non-empty secret");
     let engine = SessionEngine::new(Arc::clone(&fx.store), &ring);
     let now = now();
     let exp = now + Duration::days(14);

@@ -40,7 +40,7 @@ impl RingSource for Swappable {
 }
 
 fn only(secret: &str) -> KeyRing {
-    KeyRing::new(Secret::from(secret))
+    KeyRing::new(Secret::from(secret)).expect("a non-empty secret")
 }
 
 fn data() -> SessionData {

@@ -45,6 +45,7 @@ fn typical_session() -> SessionData {
 /// primary, staged, fallback, fallback — the ring mid-rotation.
 fn rotating_ring() -> KeyRing {
     KeyRing::new(Secret::from(PRIMARY))
+        .expect("a non-empty secret")
         .with_staged(Secret::from(STAGED))
         .and_then(|r| r.with_fallback(Secret::from(FALLBACK_1), None))
         .and_then(|r| r.with_fallback(Secret::from(FALLBACK_2), None))
@@ -59,7 +60,7 @@ fn benches(c: &mut Criterion) {
     let codec = SessionCodec::database(&ring);
     let by_primary = codec.encode_at(&data, now).expect("encodes");
     // Signed by the last fallback: every other key is tried first.
-    let old_ring = KeyRing::new(Secret::from(FALLBACK_2));
+    let old_ring = KeyRing::new(Secret::from(FALLBACK_2)).expect("a non-empty secret");
     let by_fallback = SessionCodec::database(&old_ring)
         .encode_at(&data, now)
         .expect("encodes");

@@ -24,9 +24,9 @@ pub const SESSION_USER_HASH: &str = "_auth_user_hash";
 /// ```
 /// use keyroll::{KeyRing, Secret, SessionAuthHash, Role};
 /// use time::OffsetDateTime;
-/// let old = SessionAuthHash::new(&KeyRing::new(Secret::from("old")));
+/// let old = SessionAuthHash::new(&KeyRing::new(Secret::from("old")).expect("a non-empty secret"));
 /// let stored = old.make("pbkdf2_sha256$...");
-/// let ring = KeyRing::new(Secret::from("new")).with_fallback(Secret::from("old"), None).expect("ring");
+/// let ring = KeyRing::new(Secret::from("new")).expect("a non-empty secret").with_fallback(Secret::from("old"), None).expect("ring");
 /// let auth = SessionAuthHash::new(&ring);
 /// let now = OffsetDateTime::now_utc();
 /// let v = auth.check_at(&stored, "pbkdf2_sha256$...", now).expect("matches the fallback");
@@ -155,8 +155,10 @@ mod tests {
     #[test]
     fn a_login_hash_is_remade_only_for_the_current_password() {
         let now = OffsetDateTime::UNIX_EPOCH;
-        let old = SessionAuthHash::new(&KeyRing::new(Secret::from("A")));
+        let old =
+            SessionAuthHash::new(&KeyRing::new(Secret::from("A")).expect("a non-empty secret"));
         let ring = KeyRing::new(Secret::from("B"))
+            .expect("a non-empty secret")
             .with_fallback(Secret::from("A"), None)
             .expect("ring");
         let auth = SessionAuthHash::new(&ring);

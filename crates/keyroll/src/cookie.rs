@@ -32,7 +32,7 @@ pub enum CookieSaltForm {
 /// ```
 /// use keyroll::{KeyRing, Secret, SignedCookie};
 /// use time::OffsetDateTime;
-/// let ring = KeyRing::new(Secret::from("s3cret"));
+/// let ring = KeyRing::new(Secret::from("s3cret")).expect("a non-empty secret");
 /// let cookie = SignedCookie::new(&ring, "theme", "").expect("valid");
 /// let now = OffsetDateTime::now_utc();
 /// let value = cookie.sign_at("dark", now);
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn legacy_cookies_are_refused_once_reading_them_is_switched_off() {
-        let ring = KeyRing::new(Secret::from("k"));
+        let ring = KeyRing::new(Secret::from("k")).expect("a non-empty secret");
         let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("time");
         let c = SignedCookie::new(&ring, "n", "s").expect("ok");
         let legacy = c.clone().writing(CookieSaltForm::Legacy).sign_at("v", now);
@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn reading_legacy_true_keeps_legacy_cookies_readable_and_writing_legacy_always_reads_them() {
-        let ring = KeyRing::new(Secret::from("k"));
+        let ring = KeyRing::new(Secret::from("k")).expect("a non-empty secret");
         let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("time");
         let c = SignedCookie::new(&ring, "n", "s").expect("ok");
         let legacy = c.clone().writing(CookieSaltForm::Legacy).sign_at("v", now);
@@ -342,7 +342,7 @@ mod tests {
 
     #[test]
     fn legacy_cookies_are_read_and_rewritten_as_v2() {
-        let ring = KeyRing::new(Secret::from("k"));
+        let ring = KeyRing::new(Secret::from("k")).expect("a non-empty secret");
         let now = datetime!(2026-11-28 12:00 UTC);
         let c = SignedCookie::new(&ring, "c", "s").expect("valid");
         let legacy = c.clone().writing(CookieSaltForm::Legacy).sign_at("v", now);

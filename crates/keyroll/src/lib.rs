@@ -35,13 +35,13 @@
 //!
 //! let now = OffsetDateTime::now_utc();
 //! // A session row written by Django under the old key...
-//! let old = KeyRing::new(Secret::from("old-secret"));
+//! let old = KeyRing::new(Secret::from("old-secret")).expect("a non-empty secret");
 //! let mut data = keyroll::SessionData::new();
 //! data.insert("_auth_user_id".into(), "42".into());
 //! let row = SessionCodec::database(&old).encode_at(&data, now).expect("encodes");
 //!
 //! // ...still verifies after the rotation, and comes back re-signed.
-//! let ring = KeyRing::new(Secret::from("new-secret"))
+//! let ring = KeyRing::new(Secret::from("new-secret")).expect("a non-empty secret")
 //!     .with_fallback(Secret::from("old-secret"), None)
 //!     .expect("ring");
 //! let codec = SessionCodec::database(&ring);

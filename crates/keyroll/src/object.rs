@@ -24,7 +24,7 @@ pub const OBJECT_SALT: &str = "django.core.signing";
 /// use keyroll::{KeyRing, ObjectSigner, Secret, SignerBuilder};
 /// use serde_json::json;
 /// use time::OffsetDateTime;
-/// let ring = KeyRing::new(Secret::from("s3cret"));
+/// let ring = KeyRing::new(Secret::from("s3cret")).expect("a non-empty secret");
 /// let signer = ObjectSigner::new(SignerBuilder::new(), true, &ring).expect("valid");
 /// let now = OffsetDateTime::now_utc();
 /// let token = signer.dumps_at(&json!({"cart": [1, 2, 3]}), now).expect("serializable");
@@ -321,7 +321,7 @@ mod tests {
     const NOW: OffsetDateTime = datetime!(2026-11-28 12:00 UTC);
 
     fn ring() -> KeyRing {
-        KeyRing::new(Secret::from("s3cret"))
+        KeyRing::new(Secret::from("s3cret")).expect("a non-empty secret")
     }
 
     #[test]
@@ -404,8 +404,12 @@ mod tests {
     #[test]
     fn payload_checks_happen_only_after_the_signature() {
         let s = ObjectSigner::new(SignerBuilder::new(), true, &ring()).expect("valid");
-        let other = ObjectSigner::new(SignerBuilder::new(), true, &KeyRing::new(Secret::from("x")))
-            .expect("valid");
+        let other = ObjectSigner::new(
+            SignerBuilder::new(),
+            true,
+            &KeyRing::new(Secret::from("x")).expect("a non-empty secret"),
+        )
+        .expect("valid");
         let forged = other.timestamp_signer().sign_at(".Y!!!", NOW);
         assert_eq!(
             s.loads_at(&forged, None, NOW),

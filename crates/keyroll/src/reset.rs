@@ -51,7 +51,7 @@ impl std::fmt::Debug for ResetUser<'_> {
 /// ```
 /// use keyroll::{KeyRing, PasswordResetTokens, ResetUser, Secret};
 /// use time::OffsetDateTime;
-/// let tokens = PasswordResetTokens::new(&KeyRing::new(Secret::from("s3cret")));
+/// let tokens = PasswordResetTokens::new(&KeyRing::new(Secret::from("s3cret")).expect("a non-empty secret"));
 /// let user = ResetUser { pk: "7", password_hash: "argon2$...", last_login: None, email: Some("a@b.c") };
 /// let now = OffsetDateTime::now_utc();
 /// let token = tokens.make_token_at(&user, now);
@@ -175,7 +175,8 @@ mod tests {
         assert_eq!(seconds_since_2001(datetime!(2001-01-01 00:00:01 UTC)), 1);
         let at = datetime!(2026-11-28 12:00 UTC);
         assert_eq!(seconds_since_2001(at), 817_560_000);
-        let tokens = PasswordResetTokens::new(&KeyRing::new(Secret::from("k")));
+        let tokens =
+            PasswordResetTokens::new(&KeyRing::new(Secret::from("k")).expect("a non-empty secret"));
         let user = ResetUser {
             pk: "1",
             password_hash: "h",
@@ -203,8 +204,9 @@ mod tests {
 
     #[test]
     fn timeout_boundary_is_inclusive() {
-        let t = PasswordResetTokens::new(&KeyRing::new(Secret::from("k")))
-            .with_timeout(Duration::from_secs(60));
+        let t =
+            PasswordResetTokens::new(&KeyRing::new(Secret::from("k")).expect("a non-empty secret"))
+                .with_timeout(Duration::from_secs(60));
         let user = ResetUser {
             pk: "1",
             password_hash: "h",

@@ -106,11 +106,11 @@ pub enum RingError {
 ///
 /// ```
 /// use keyroll::{KeyRing, Secret, Role};
-/// let ring = KeyRing::new(Secret::from("new-secret"))
-///     .with_fallback(Secret::from("old-secret"), None)
-///     .expect("valid ring");
+/// let ring = KeyRing::new(Secret::from("new-secret"))?
+///     .with_fallback(Secret::from("old-secret"), None)?;
 /// assert_eq!(ring.primary().role(), Role::Primary);
 /// assert_eq!(ring.keys().count(), 2);
+/// # Ok::<(), keyroll::RingError>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct KeyRing {
@@ -137,15 +137,20 @@ fn later(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<OffsetD
 
 impl KeyRing {
     /// A ring with just a primary key.
-    pub fn new(primary: Secret) -> Self {
-        Self {
+    ///
+    /// # Errors
+    /// [`RingError::EmptySecret`] for an empty secret: an empty key would
+    /// sign with a MAC anyone can compute.
+    pub fn new(primary: Secret) -> Result<Self, RingError> {
+        check_secret(&primary)?;
+        Ok(Self {
             keys: vec![Key {
                 secret: primary,
                 role: Role::Primary,
                 retire_after: None,
             }],
             repeated: Vec::new(),
-        }
+        })
     }
 
     /// Adds `key` after the keys of its role and those before it; a secret
@@ -327,9 +332,23 @@ mod tests {
     }
 
     #[test]
+    fn no_constructor_takes_an_empty_secret() {
+        let empty = || Secret::new(Vec::new());
+        assert!(matches!(
+            KeyRing::new(empty()),
+            Err(RingError::EmptySecret(_))
+        ));
+        let ring = KeyRing::new(Secret::from("p")).expect("a non-empty secret");
+        assert!(ring.clone().with_staged(empty()).is_err());
+        assert!(ring.with_fallback(empty(), None).is_err());
+        assert!(KeyRing::from_keys([(empty(), Role::Primary, None)]).is_err());
+    }
+
+    #[test]
     fn retired_fallbacks_are_skipped_after_the_instant() {
         let at = datetime!(2026-12-01 0:00 UTC);
         let ring = KeyRing::new(Secret::from("p"))
+            .expect("a non-empty secret")
             .with_fallback(Secret::from("old"), Some(at))
             .expect("ring");
         assert_eq!(ring.verifiers_at(at).count(), 2);
@@ -343,6 +362,7 @@ mod tests {
     #[test]
     fn staged_keys_go_before_fallbacks() {
         let ring = KeyRing::new(Secret::from("p"))
+            .expect("a non-empty secret")
             .with_fallback(Secret::from("f"), None)
             .and_then(|r| r.with_staged(Secret::from("s")))
             .expect("ring");
@@ -373,13 +393,17 @@ mod tests {
             [(x().id(), Role::Staged), (x().id(), Role::Fallback)]
         );
         assert_eq!(ring.get(x().id()).map(Key::role), Some(Role::Primary));
-        assert!(KeyRing::new(Secret::from("p")).repeated().is_empty());
+        assert!(KeyRing::new(Secret::from("p"))
+            .expect("a non-empty secret")
+            .repeated()
+            .is_empty());
     }
 
     #[test]
     fn a_fallback_staged_again_moves_to_staged_and_a_repeated_fallback_keeps_the_later_date() {
         let at = datetime!(2026-12-01 0:00 UTC);
         let ring = KeyRing::new(Secret::from("p"))
+            .expect("a non-empty secret")
             .with_fallback(Secret::from("x"), Some(at))
             .and_then(|r| r.with_fallback(Secret::from("f"), None))
             .and_then(|r| r.with_staged(Secret::from("x")))
@@ -397,6 +421,7 @@ mod tests {
 
         let later = at + time::Duration::days(9);
         let ring = KeyRing::new(Secret::from("p"))
+            .expect("a non-empty secret")
             .with_fallback(Secret::from("x"), Some(at))
             .and_then(|r| r.with_fallback(Secret::from("x"), Some(later)))
             .expect("ring");
@@ -407,6 +432,7 @@ mod tests {
             "the repeat kept the key verifying until its later date"
         );
         let forever = KeyRing::new(Secret::from("p"))
+            .expect("a non-empty secret")
             .with_fallback(Secret::from("x"), Some(at))
             .and_then(|r| r.with_fallback(Secret::from("x"), None))
             .expect("ring");

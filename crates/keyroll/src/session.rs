@@ -25,7 +25,7 @@ pub type SessionData = Map<String, Value>;
 /// ```
 /// use keyroll::{KeyRing, Secret, SessionCodec};
 /// use time::OffsetDateTime;
-/// let ring = KeyRing::new(Secret::from("s3cret"));
+/// let ring = KeyRing::new(Secret::from("s3cret")).expect("a non-empty secret");
 /// let codec = SessionCodec::database(&ring);
 /// let mut data = keyroll::SessionData::new();
 /// data.insert("_auth_user_id".into(), "42".into());

@@ -53,7 +53,7 @@ impl<T> Verified<T> {
 ///
 /// ```
 /// use keyroll::{KeyRing, Secret, SignerBuilder, Algorithm};
-/// let ring = KeyRing::new(Secret::from("predictable-secret"));
+/// let ring = KeyRing::new(Secret::from("predictable-secret")).expect("a non-empty secret");
 /// let signer = SignerBuilder::new().algorithm(Algorithm::Sha512).build(&ring).expect("valid");
 /// assert_eq!(
 ///     signer.sign("hello"),
@@ -168,11 +168,11 @@ impl SignerBuilder {
 /// ```
 /// use keyroll::{KeyRing, Secret, Signer, Role};
 /// use time::OffsetDateTime;
-/// let old = KeyRing::new(Secret::from("my-other-secret"));
+/// let old = KeyRing::new(Secret::from("my-other-secret")).expect("a non-empty secret");
 /// let token = Signer::new(&old).sign("My string");
 /// assert_eq!(token, "My string:o3DrrsT6JRB73t-HDymfDNbTSxfMlom2d8TiUlb1hWY");
 ///
-/// let ring = KeyRing::new(Secret::from("new")).with_fallback(Secret::from("my-other-secret"), None).expect("ring");
+/// let ring = KeyRing::new(Secret::from("new")).expect("a non-empty secret").with_fallback(Secret::from("my-other-secret"), None).expect("ring");
 /// let signer = Signer::new(&ring);
 /// let v = signer.unsign_at(&token, OffsetDateTime::now_utc()).expect("verifies");
 /// assert_eq!((v.value, v.role), ("My string", Role::Fallback));
@@ -357,7 +357,7 @@ fn encode_b64_slice(data: &[u8], out: &mut [u8; 88]) -> usize {
 /// use keyroll::{KeyRing, Secret, SignerBuilder};
 /// use std::time::Duration;
 /// use time::macros::datetime;
-/// let ring = KeyRing::new(Secret::from("s3cret"));
+/// let ring = KeyRing::new(Secret::from("s3cret")).expect("a non-empty secret");
 /// let signer = SignerBuilder::new().build_timestamp(&ring).expect("valid");
 /// let t0 = datetime!(2026-11-28 12:00 UTC);
 /// let token = signer.sign_at("hello", t0);
@@ -481,12 +481,12 @@ mod tests {
     // Fixed vectors from Django's tests/signing/tests.py.
     #[test]
     fn django_signer_vectors() {
-        let ring = KeyRing::new(Secret::new(vec![0xE7]));
+        let ring = KeyRing::new(Secret::new(vec![0xE7])).expect("a non-empty secret");
         assert_eq!(
             Signer::new(&ring).sign("foo"),
             "foo:EE4qGC5MEKyQG5msxYA0sBohAxLC0BJf8uRhemh0BGU"
         );
-        let ring = KeyRing::new(Secret::from("predictable-secret"));
+        let ring = KeyRing::new(Secret::from("predictable-secret")).expect("a non-empty secret");
         for sep in ["/", "*sep*", ","] {
             let s = SignerBuilder::new().sep(sep).build(&ring).expect("sep");
             assert_eq!(
@@ -499,7 +499,7 @@ mod tests {
 
     #[test]
     fn unsafe_separators_are_refused() {
-        let ring = KeyRing::new(Secret::from("k"));
+        let ring = KeyRing::new(Secret::from("k")).expect("a non-empty secret");
         for sep in ["", "a", "-", "_", "=", "Ab9", "^", "`", "[]"] {
             assert!(
                 SignerBuilder::new().sep(sep).build(&ring).is_err(),
@@ -516,9 +516,10 @@ mod tests {
 
     #[test]
     fn verification_reports_the_matching_key() {
-        let old = KeyRing::new(Secret::from("old"));
-        let staged = KeyRing::new(Secret::from("next"));
+        let old = KeyRing::new(Secret::from("old")).expect("a non-empty secret");
+        let staged = KeyRing::new(Secret::from("next")).expect("a non-empty secret");
         let ring = KeyRing::new(Secret::from("cur"))
+            .expect("a non-empty secret")
             .with_staged(Secret::from("next"))
             .and_then(|r| r.with_fallback(Secret::from("old"), Some(NOW)))
             .expect("ring");
@@ -544,8 +545,9 @@ mod tests {
 
     #[test]
     fn resign_keeps_value_and_timestamp() {
-        let old = KeyRing::new(Secret::from("old"));
+        let old = KeyRing::new(Secret::from("old")).expect("a non-empty secret");
         let ring = KeyRing::new(Secret::from("cur"))
+            .expect("a non-empty secret")
             .with_fallback(Secret::from("old"), None)
             .expect("ring");
         let t_old = TimestampSigner::new(&old);
@@ -563,7 +565,7 @@ mod tests {
 
     #[test]
     fn timestamp_age_rules() {
-        let ring = KeyRing::new(Secret::from("k"));
+        let ring = KeyRing::new(Secret::from("k")).expect("a non-empty secret");
         let t = TimestampSigner::new(&ring);
         let token = t.sign_at("v", NOW);
         let max = Some(Duration::from_secs(10));
@@ -584,7 +586,7 @@ mod tests {
 
     #[test]
     fn signed_value_without_timestamp_is_malformed() {
-        let ring = KeyRing::new(Secret::from("k"));
+        let ring = KeyRing::new(Secret::from("k")).expect("a non-empty secret");
         let t = TimestampSigner::new(&ring);
         let raw = t.signer().sign("no-timestamp-here");
         assert_eq!(
@@ -600,7 +602,7 @@ mod tests {
 
     #[test]
     fn garbage_is_a_bad_signature() {
-        let s = Signer::new(&KeyRing::new(Secret::from("k")));
+        let s = Signer::new(&KeyRing::new(Secret::from("k")).expect("a non-empty secret"));
         for t in [
             "",
             ":",
@@ -626,6 +628,7 @@ mod tests {
             ])
             .expect("ring"),
             KeyRing::new(x())
+                .expect("a non-empty secret")
                 .with_fallback(x(), None)
                 .and_then(|r| r.with_staged(x()))
                 .expect("ring"),
@@ -640,7 +643,8 @@ mod tests {
                 None
             );
             let ts = TimestampSigner::new(&ring);
-            let token = TimestampSigner::new(&KeyRing::new(x())).sign_at("v", NOW);
+            let token = TimestampSigner::new(&KeyRing::new(x()).expect("a non-empty secret"))
+                .sign_at("v", NOW);
             let r = ts.resign_at(&token, None, NOW).expect("verifies");
             assert_eq!((r.role, r.value), (Role::Primary, None));
         }

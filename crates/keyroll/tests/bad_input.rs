@@ -29,6 +29,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 fn ring() -> KeyRing {
     KeyRing::new(Secret::from(PRIMARY))
+        .expect("a non-empty secret")
         .with_fallback(Secret::from(OLD), None)
         .expect("ring")
 }
@@ -475,7 +476,7 @@ fn zlib_bomb_of_four_gib_signed_validly_is_too_large_quickly() {
 #[test]
 fn zlib_bomb_signed_by_an_unknown_key_is_a_bad_signature_before_inflating() {
     let bomb = zlib_bomb(64);
-    let stranger = KeyRing::new(Secret::from("stranger"));
+    let stranger = KeyRing::new(Secret::from("stranger")).expect("a non-empty secret");
     let token = ObjectSigner::new(SignerBuilder::new(), true, &stranger)
         .expect("valid")
         .timestamp_signer()
@@ -857,7 +858,7 @@ fn wrong_salt_is_a_bad_signature() {
 
 #[test]
 fn unknown_key_is_a_bad_signature() {
-    let stranger = KeyRing::new(Secret::from("not-in-the-ring"));
+    let stranger = KeyRing::new(Secret::from("not-in-the-ring")).expect("a non-empty secret");
     let decoders = all_decoders(&ring());
     let s = |name: &str| -> String {
         match name {
@@ -907,9 +908,10 @@ fn unknown_key_is_a_bad_signature() {
 fn retired_key_is_a_bad_signature_after_retire_after() {
     let retire_at = NOW - time::Duration::seconds(1);
     let r = KeyRing::new(Secret::from(PRIMARY))
+        .expect("a non-empty secret")
         .with_fallback(Secret::from(OLD), Some(retire_at))
         .expect("ring");
-    let old = KeyRing::new(Secret::from(OLD));
+    let old = KeyRing::new(Secret::from(OLD)).expect("a non-empty secret");
     let data = keyroll::SessionData::new();
     let checks: Vec<(&str, CheckAt)> = vec![
         ("Signer", {
@@ -1742,7 +1744,7 @@ fn reset_token_with_a_timestamp_near_i64_max_does_not_overflow() {
 fn timestamp_token_whose_value_is_another_token_verifies_as_the_outer_one() {
     let r = ring();
     let t = TimestampSigner::new(&r);
-    let inner = TimestampSigner::new(&KeyRing::new(Secret::from(OLD)))
+    let inner = TimestampSigner::new(&KeyRing::new(Secret::from(OLD)).expect("a non-empty secret"))
         .sign_at("hello", NOW - time::Duration::hours(2));
     let value = format!("{inner}\u{683}");
     let outer = t.sign_with_timestamp(&value, 13_567_973_486_755_846);
@@ -1764,7 +1766,8 @@ fn timestamp_token_whose_value_is_another_token_verifies_as_the_outer_one() {
     }
     // The same with a plain Signer and a signed cookie.
     let s = Signer::new(&r);
-    let inner = Signer::new(&KeyRing::new(Secret::from(OLD))).sign("hello");
+    let inner =
+        Signer::new(&KeyRing::new(Secret::from(OLD)).expect("a non-empty secret")).sign("hello");
     let outer = s.sign(&inner);
     assert_eq!(
         s.unsign_at(&outer, NOW).map(|v| v.value),
@@ -1775,9 +1778,13 @@ fn timestamp_token_whose_value_is_another_token_verifies_as_the_outer_one() {
         Ok("hello")
     );
     let c = SignedCookie::new(&r, "c", "").expect("valid");
-    let inner = SignedCookie::new(&KeyRing::new(Secret::from(OLD)), "c", "")
-        .expect("valid")
-        .sign_at("hello", NOW);
+    let inner = SignedCookie::new(
+        &KeyRing::new(Secret::from(OLD)).expect("a non-empty secret"),
+        "c",
+        "",
+    )
+    .expect("valid")
+    .sign_at("hello", NOW);
     let outer = c.sign_at(&inner, NOW);
     assert_eq!(
         c.unsign_at(&outer, Some(HOUR), NOW).map(|v| v.value),

@@ -353,9 +353,10 @@ fn keyroll_tokens_verify_in_django() {
         // A ring whose primary is `secret`, with an old fallback: Django is told
         // only the primary, so a stale-signed token would fail there.
         let ring = KeyRing::new(Secret::from(*secret))
+            .expect("a non-empty secret")
             .with_fallback(Secret::from("old-key"), None)
             .expect("ring");
-        let old = KeyRing::new(Secret::from("old-key"));
+        let old = KeyRing::new(Secret::from("old-key")).expect("a non-empty secret");
         let keys = [*secret];
         for (vi, value) in values().iter().enumerate() {
             for compress in [false, true] {

@@ -126,7 +126,7 @@ impl RingSpec {
 
     /// A ring of just this key, as primary: whatever it signs is "signed by that key".
     fn alone(key: &KeySpec) -> KeyRing {
-        KeyRing::new(Secret::new(key.secret.clone()))
+        KeyRing::new(Secret::new(key.secret.clone())).expect("a non-empty secret")
     }
 }
 
@@ -423,7 +423,7 @@ proptest! {
         let ring = spec.ring().with_fallback(
             Secret::new(retired.clone()), Some(NOW - time::Duration::seconds(ago))
         ).expect("ring");
-        let token = Signer::new(&KeyRing::new(Secret::new(retired.clone()))).sign(&value);
+        let token = Signer::new(&KeyRing::new(Secret::new(retired.clone())).expect("a non-empty secret")).sign(&value);
         prop_assert_eq!(Signer::new(&ring).unsign_at(&token, NOW), Err(VerifyError::BadSignature));
         // Still verifies at the instant it retires (the bound is inclusive).
         let at = NOW - time::Duration::seconds(ago);
@@ -493,7 +493,7 @@ proptest! {
         age in -200_000i64..2_000_000,
         max_age in 0u64..2_000_000,
     ) {
-        let ring = KeyRing::new(Secret::from("k"));
+        let ring = KeyRing::new(Secret::from("k")).expect("a non-empty secret");
         let t = TimestampSigner::new(&ring);
         let token = t.sign_with_timestamp(&value, NOW.unix_timestamp() - age);
         let r = t.unsign_at(&token, Some(Duration::from_secs(max_age)), NOW);
@@ -632,7 +632,7 @@ proptest! {
         std::io::Write::write_all(&mut z, json.as_bytes()).expect("in memory");
         let z = z.finish().expect("in memory");
         let pays = z.len() + 1 < json.len();
-        let o = ObjectSigner::new(SignerBuilder::new(), true, &KeyRing::new(Secret::from("k")))
+        let o = ObjectSigner::new(SignerBuilder::new(), true, &KeyRing::new(Secret::from("k")).expect("a non-empty secret"))
             .expect("valid");
         let token = o.dumps_at(&value, NOW).expect("serializable");
         prop_assert_eq!(token.starts_with('.'), pays, "json {} bytes, zlib {}", json.len(), z.len());
@@ -663,7 +663,7 @@ proptest! {
             }
         };
         text.push_str(junk);
-        let o = ObjectSigner::new(SignerBuilder::new(), true, &KeyRing::new(Secret::from("k")))
+        let o = ObjectSigner::new(SignerBuilder::new(), true, &KeyRing::new(Secret::from("k")).expect("a non-empty secret"))
             .expect("valid");
         let token = o.timestamp_signer().sign_at(&b64_encode(text.as_bytes()), NOW);
         let by_value = o.loads_at(&token, None, NOW);
@@ -898,14 +898,14 @@ fn only_primary_verifies(
     verify: impl Fn(&KeyRing, &str) -> bool,
 ) -> Result<(), TestCaseError> {
     prop_assert!(
-        verify(&KeyRing::new(p.clone()), token),
+        verify(&KeyRing::new(p.clone()).expect("a non-empty secret"), token),
         "{}: P does not verify {:?}",
         what,
         token
     );
     for (i, o) in others.iter().enumerate() {
         prop_assert!(
-            !verify(&KeyRing::new(o.clone()), token),
+            !verify(&KeyRing::new(o.clone()).expect("a non-empty secret"), token),
             "{}: non-primary key #{} verifies {:?}",
             what,
             i,
@@ -929,7 +929,7 @@ proptest! {
         let s: Vec<Secret> = secrets.into_iter().map(Secret::new).collect();
         let (p, st, f1, f2) = (&s[0], &s[1], &s[2], &s[3]);
         let others = [st.clone(), f1.clone(), f2.clone()];
-        let ring = KeyRing::new(p.clone())
+        let ring = KeyRing::new(p.clone()).expect("a non-empty secret")
             .with_fallback(f1.clone(), None)
             .and_then(|r| r.with_staged(st.clone()))
             .and_then(|r| r.with_fallback(f2.clone(), Some(NOW + time::Duration::days(30))))
@@ -998,7 +998,7 @@ proptest! {
 
         // Every resign path, from a token of each non-primary key.
         for k in &others {
-            let alone = KeyRing::new(k.clone());
+            let alone = KeyRing::new(k.clone()).expect("a non-empty secret");
             let stale = Signer::new(&alone).sign(&value);
             let fresh = Signer::new(&ring).resign_at(&stale, NOW).expect("ok").value.expect("stale");
             only_primary_verifies("Signer::resign_at", &fresh, p, &others,
@@ -1121,7 +1121,7 @@ fn b62_encode_of_i64_min_decodes_back() {
 /// `Malformed("bad timestamp")` (then, with saturation, as `-i64::MAX`).
 #[test]
 fn timestamp_signer_token_stamped_i64_min_verifies() {
-    let t = TimestampSigner::new(&KeyRing::new(Secret::from("k")));
+    let t = TimestampSigner::new(&KeyRing::new(Secret::from("k")).expect("a non-empty secret"));
     let token = t.sign_with_timestamp("v", i64::MIN);
     let v = t.unsign_at(&token, None, NOW);
     assert_eq!(v.map(|v| (v.value, v.timestamp)), Ok(("v", Some(i64::MIN))));
@@ -1148,7 +1148,7 @@ fn python_json_of_out_of_range_number_parses_back() {
     let o = ObjectSigner::new(
         SignerBuilder::new(),
         false,
-        &KeyRing::new(Secret::from("k")),
+        &KeyRing::new(Secret::from("k")).expect("a non-empty secret"),
     )
     .expect("valid");
     if let Ok(token) = o.dumps_at(&value, NOW) {

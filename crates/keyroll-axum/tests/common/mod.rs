@@ -33,18 +33,19 @@ pub const SECRET_A: &str = "test-secret-A-0123456789abcdefghijklmnopqrstuvwxyz";
 pub const SECRET_B: &str = "test-secret-B-0123456789abcdefghijklmnopqrstuvwxyz";
 
 pub fn ring_a() -> KeyRing {
-    KeyRing::new(Secret::from(SECRET_A))
+    KeyRing::new(Secret::from(SECRET_A)).expect("a non-empty secret")
 }
 pub fn ring_a_staged_b() -> KeyRing {
     ring_a().with_staged(Secret::from(SECRET_B)).unwrap()
 }
 pub fn ring_b_fallback_a() -> KeyRing {
     KeyRing::new(Secret::from(SECRET_B))
+        .expect("a non-empty secret")
         .with_fallback(Secret::from(SECRET_A), None)
         .unwrap()
 }
 pub fn ring_b() -> KeyRing {
-    KeyRing::new(Secret::from(SECRET_B))
+    KeyRing::new(Secret::from(SECRET_B)).expect("a non-empty secret")
 }
 pub fn id_a() -> String {
     Secret::from(SECRET_A).id().to_string()

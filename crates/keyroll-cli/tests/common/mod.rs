@@ -39,7 +39,8 @@ pub(crate) fn seed(
     signed_at: OffsetDateTime,
     expires: &str,
 ) -> Seed {
-    let codec = SessionCodec::database(&KeyRing::new(Secret::from(secret)));
+    let codec =
+        SessionCodec::database(&KeyRing::new(Secret::from(secret)).expect("a non-empty secret"));
     Seed {
         key: keyroll_store::new_session_key(),
         row: codec.encode_at(&data, signed_at).expect("encode"),

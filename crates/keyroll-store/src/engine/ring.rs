@@ -123,10 +123,10 @@ impl<K, V> Derived<K, V> {
 /// use std::sync::Arc;
 /// use keyroll::{KeyRing, Secret};
 /// use keyroll_store::PreparedRing;
-/// let a = PreparedRing::new(KeyRing::new(Secret::from("a-long-secret-key-0123456789abcdef")));
+/// let a = PreparedRing::new(KeyRing::new(Secret::from("a-long-secret-key-0123456789abcdef")).expect("a non-empty secret"));
 /// let codec = a.session_codec(keyroll::DB_SESSION_SALT);
 /// assert!(Arc::ptr_eq(&codec, &a.session_codec(keyroll::DB_SESSION_SALT)));
-/// let b = PreparedRing::new(KeyRing::new(Secret::from("a-long-secret-key-0123456789abcdef")));
+/// let b = PreparedRing::new(KeyRing::new(Secret::from("a-long-secret-key-0123456789abcdef")).expect("a non-empty secret"));
 /// assert_ne!(a.generation(), b.generation());
 /// ```
 pub struct PreparedRing {
