@@ -45,6 +45,8 @@
 //! ```
 
 mod bulk;
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+mod datetime;
 mod engine;
 mod memory;
 mod store;
@@ -53,6 +55,8 @@ pub mod testing;
 mod timeouts;
 mod url;
 
+#[cfg(feature = "mysql")]
+mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
@@ -73,6 +77,8 @@ pub use store::{
 pub use timeouts::Timeouts;
 pub use url::{open_store, StoreOptions, DEFAULT_REDIS_PREFIX, DEFAULT_TABLE, DJANGO_TABLE};
 
+#[cfg(feature = "mysql")]
+pub use mysql::MysqlStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(feature = "redis")]

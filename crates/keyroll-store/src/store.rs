@@ -197,7 +197,7 @@ pub enum StoreError {
     Task(&'static str),
     /// The store URL is not one keyroll understands (only its scheme is kept:
     /// a URL may hold a password).
-    #[error("unsupported store URL (scheme {0:?}): use sqlite://path, postgres://… or redis://…")]
+    #[error("unsupported store URL (scheme {0:?}): use sqlite://path, postgres://…, mysql://… or redis://…")]
     BadUrl(String),
     /// The store was built without the feature for this backend.
     #[error("this keyroll was built without the {0} feature")]

@@ -1,6 +1,9 @@
 //! How long a network store waits, and the URL parameters that say so.
 // Only the network stores read timeouts from a URL.
-#![cfg_attr(not(any(feature = "postgres", feature = "redis")), allow(dead_code))]
+#![cfg_attr(
+    not(any(feature = "postgres", feature = "redis", feature = "mysql")),
+    allow(dead_code)
+)]
 
 use std::time::Duration;
 

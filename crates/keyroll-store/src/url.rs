@@ -1,12 +1,15 @@
 //! Opening a store from a URL: `sqlite://relative.db`, `sqlite:///absolute.db`,
-//! `postgres://…`, `redis://…`, `memory://`.
+//! `postgres://…`, `mysql://…`, `redis://…`, `memory://`.
 //!
 //! Network stores (PostgreSQL, Redis) never wait without bound: every
 //! operation is limited by timeouts, set by URL parameters that keyroll takes
 //! out of the query string before the driver sees the URL (see [`Timeouts`]).
 
 // The timeouts serve the network backends only; without them they are unused.
-#![cfg_attr(not(any(feature = "postgres", feature = "redis")), allow(dead_code))]
+#![cfg_attr(
+    not(any(feature = "postgres", feature = "redis", feature = "mysql")),
+    allow(dead_code)
+)]
 
 use std::sync::Arc;
 
@@ -52,8 +55,10 @@ impl Default for StoreOptions {
 /// | `pool_timeout` | 5 | PostgreSQL only: waiting for a pooled connection when all are busy |
 /// | `query_timeout` | 10 | waiting for the answer to one statement or command; a PostgreSQL connection that timed out is closed, not reused |
 ///
-/// PostgreSQL URLs may be spelt `postgres://`, `postgresql://` or `pgsql://`
-/// (as dj-database-url accepts them).
+/// PostgreSQL URLs may be spelt `postgres://`, `postgresql://` or `pgsql://`,
+/// MySQL/MariaDB URLs `mysql://`, `mysql2://` or `mariadb://` (as
+/// dj-database-url accepts them). MySQL's `pool_timeout` and `connect_timeout`
+/// together bound getting a connection.
 ///
 /// e.g. `postgres://keyroll@db/app?connect_timeout=2&query_timeout=3`. A
 /// request that runs into one of them fails with [`StoreError::Unavailable`]
@@ -96,6 +101,20 @@ pub async fn open_store(url: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>
             let _ = rest;
             return Err(StoreError::FeatureMissing("postgres"));
         }
+    }
+    // dj-database-url's spellings of MySQL, and MariaDB's own name.
+    if ["mysql://", "mysql2://", "mariadb://"]
+        .iter()
+        .any(|p| url.starts_with(p))
+    {
+        #[cfg(feature = "mysql")]
+        {
+            let store =
+                crate::mysql::MysqlStore::connect(url, &opts.table, opts.pool_size).await?;
+            return Ok(Arc::new(store));
+        }
+        #[cfg(not(feature = "mysql"))]
+        return Err(StoreError::FeatureMissing("mysql"));
     }
     if url.starts_with("redis://") || url.starts_with("rediss://") {
         #[cfg(feature = "redis")]

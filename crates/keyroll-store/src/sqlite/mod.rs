@@ -38,9 +38,9 @@ use crate::store::{
     StorageOrder, Store, StoreError, Swap, UserTable,
 };
 
-mod datetime;
 
-use datetime::{compare_datetime, django_datetime, parse_datetime};
+
+use crate::datetime::{compare_datetime, django_datetime, parse_datetime};
 
 const BACKEND: &str = "sqlite";
 /// Reader connections besides the writer.

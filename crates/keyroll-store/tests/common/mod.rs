@@ -182,6 +182,88 @@ pub async fn postgres() -> Option<Fixture> {
     )
 }
 
+#[cfg(feature = "mysql")]
+pub fn mysql_url() -> String {
+    std::env::var("KEYROLL_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned())
+}
+
+/// Runs statements on a connection of its own (no pool left behind).
+#[cfg(feature = "mysql")]
+pub async fn mysql_exec(url: &str, statements: &[String]) -> Result<(), mysql_async::Error> {
+    use mysql_async::prelude::Queryable;
+    let mut c = mysql_async::Conn::from_url(url).await?;
+    for s in statements {
+        c.query_drop(s).await?;
+    }
+    c.disconnect().await
+}
+
+/// Drops tables, from a thread of its own (drop runs inside a runtime, maybe panicking).
+#[cfg(feature = "mysql")]
+pub fn mysql_cleanup(url: String, tables: Vec<String>) -> Cleanup {
+    Cleanup(Some(Box::new(move || {
+        let job = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let drops: Vec<String> = tables
+                .iter()
+                .map(|t| format!("DROP TABLE IF EXISTS `{t}`"))
+                .collect();
+            if let Err(e) = rt.block_on(mysql_exec(&url, &drops)) {
+                eprintln!("cleanup: {e}");
+            }
+        });
+        let _ = job.join();
+    })))
+}
+
+/// A fresh table (and users table) in the test database; `None` (skipped) when
+/// MySQL/MariaDB is unreachable.
+#[cfg(feature = "mysql")]
+pub async fn mysql() -> Option<Fixture> {
+    let url = mysql_url();
+    let table = unique_name();
+    let users = format!("{table}_users");
+    let store = match keyroll_store::MysqlStore::connect(&url, &table, 4).await {
+        Ok(s) => s,
+        Err(e) => return unreachable("MySQL/MariaDB", &url, &e),
+    };
+    let cleanup = mysql_cleanup(url.clone(), vec![table.clone(), users.clone()]);
+    store.ensure_schema().await.unwrap();
+    mysql_exec(
+        &url,
+        &[format!(
+            "CREATE TABLE `{users}` (id integer NOT NULL PRIMARY KEY, password varchar(128))"
+        )],
+    )
+    .await
+    .unwrap();
+    Some(
+        Fixture::new(Arc::new(store))
+            .with_users_table(users.clone(), move |id, password| {
+                let (url, table) = (url.clone(), users.clone());
+                async move {
+                    use mysql_async::prelude::Queryable;
+                    let mut c = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+                    c.exec_drop(
+                        format!(
+                            "INSERT INTO `{table}` (id, password) VALUES (?, ?) \
+                             ON DUPLICATE KEY UPDATE password = VALUES(password)"
+                        ),
+                        (id, password),
+                    )
+                    .await
+                    .unwrap();
+                    c.disconnect().await.unwrap();
+                }
+            })
+            .on_drop(move || drop(cleanup)),
+    )
+}
+
 #[cfg(feature = "redis")]
 pub fn redis_url() -> String {
     std::env::var("KEYROLL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())

@@ -5,7 +5,7 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 /// Django's text for a datetime (`str(naive_utc_datetime)`):
 /// `YYYY-MM-DD HH:MM:SS`, then `.ffffff` unless the microseconds are zero.
-pub(super) fn django_datetime(t: OffsetDateTime) -> String {
+pub(crate) fn django_datetime(t: OffsetDateTime) -> String {
     let t = t.to_offset(UtcOffset::UTC);
     let base = format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
@@ -24,7 +24,7 @@ pub(super) fn django_datetime(t: OffsetDateTime) -> String {
 
 /// `now` for text comparisons: always six fraction digits, so that a stored
 /// `…:SS` (Django's whole-second form) compares as `…:SS.000000` would.
-pub(super) fn compare_datetime(t: OffsetDateTime) -> String {
+pub(crate) fn compare_datetime(t: OffsetDateTime) -> String {
     let t = t.to_offset(UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
@@ -40,7 +40,7 @@ pub(super) fn compare_datetime(t: OffsetDateTime) -> String {
 
 /// Parses what Django's `parse_datetime` accepts: `YYYY-MM-DD[ T]HH:MM[:SS[.f…]]`
 /// with an optional `Z` / `±HH[:MM]` offset; no offset means UTC.
-pub(super) fn parse_datetime(s: &str) -> Option<OffsetDateTime> {
+pub(crate) fn parse_datetime(s: &str) -> Option<OffsetDateTime> {
     let mut p = Parser {
         s: s.trim().as_bytes(),
         i: 0,

@@ -1,0 +1,716 @@
+//! MySQL and MariaDB backend: Django's session table, through `mysql_async`'s
+//! connection pool.
+//!
+//! The layout is the one Django's migration makes on MySQL:
+//! `session_key varchar(40)` primary key, `session_data longtext`,
+//! `expire_date datetime(6)` indexed, holding UTC (Django's `USE_TZ = True`
+//! writes UTC into the naive column; keyroll reads and writes the same).
+//!
+//! Session data is compared byte for byte (`CAST(… AS BINARY)`), never
+//! through the column's collation: Django's tables use a case-insensitive
+//! collation, under which two signatures that differ only in case would be
+//! "equal". Connections set `CLIENT_FOUND_ROWS`, so an `UPDATE` counts the
+//! rows it matched, not only those it changed (an update that writes the
+//! same values still reports that the row exists). A batch of
+//! compare-and-swaps is one transaction: the rows are read `FOR UPDATE`,
+//! compared, and the matching ones rewritten by one `UPDATE … CASE`.
+//!
+//! Nothing waits without bound (URL parameters, seconds; see
+//! [`crate::open_store`]): `connect_timeout` (default 5) and `pool_timeout`
+//! (default 5) together bound getting a connection; `query_timeout` (default
+//! 10) bounds each operation's statements. A connection whose statement timed
+//! out is dropped, never reused.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+
+use crate::store::{
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, SessionRecord, Store,
+    StoreError, Swap, UserTable,
+};
+use crate::timeouts::Timeouts;
+
+const BACKEND: &str = "mysql";
+/// Fresh keys tried by `create` before giving up.
+const CREATE_ATTEMPTS: usize = 10;
+/// Expired rows deleted per statement by `purge_expired`.
+const PURGE_CHUNK: u64 = 5000;
+/// Rows per statement in a batch of compare-and-swaps or an id lookup
+/// (three placeholders a row stays far below MySQL's 65,535).
+const CHUNK: usize = 1000;
+/// MySQL's error number for a duplicate primary key.
+const ER_DUP_ENTRY: u16 = 1062;
+
+/// Runs `$body` (statements on `$c`, a pooled connection) under the query
+/// timeout. A connection whose statements timed out is dropped with the
+/// future, not returned in a clean state, so the pool does not reuse it.
+macro_rules! timed {
+    ($self:ident, $c:ident, $body:expr) => {{
+        #[allow(unused_mut)]
+        let mut $c = $self.conn().await?;
+        match tokio::time::timeout($self.timeouts.query, typed(async move { $body })).await {
+            Ok(r) => r,
+            Err(_) => Err($self.timed_out("query_timeout", $self.timeouts.query)),
+        }
+    }};
+}
+
+/// Pins an async block's output to `Result<T, StoreError>` (so `?` infers).
+fn typed<T, F: Future<Output = Result<T, StoreError>>>(f: F) -> F {
+    f
+}
+
+/// A session store in a MySQL or MariaDB table (Django's `django_session` layout).
+pub struct MysqlStore {
+    pool: Pool,
+    table: String,
+    sql: Sql,
+    /// Per users table: is its `id` column an integer type?
+    id_types: Mutex<HashMap<String, bool>>,
+    timeouts: Timeouts,
+}
+
+/// The statements, with the (checked, quoted) table name in place.
+struct Sql {
+    create_table: String,
+    create_index: String,
+    load: String,
+    insert: String,
+    upsert: String,
+    update: String,
+    delete: String,
+    cas: String,
+    purge: String,
+    select: String,
+    quoted: String,
+}
+
+impl Sql {
+    fn new(table: &str) -> Self {
+        let t = format!("`{table}`");
+        Self {
+            create_table: format!(
+                "CREATE TABLE IF NOT EXISTS {t} (`session_key` varchar(40) NOT NULL PRIMARY KEY, \
+                 `session_data` longtext NOT NULL, `expire_date` datetime(6) NOT NULL)"
+            ),
+            create_index: format!("CREATE INDEX `{table}_expire_date_idx` ON {t} (`expire_date`)"),
+            load: format!(
+                "SELECT session_data, expire_date FROM {t} WHERE session_key = ? AND expire_date > ?"
+            ),
+            insert: format!("INSERT INTO {t} (session_key, session_data, expire_date) VALUES (?, ?, ?)"),
+            upsert: format!(
+                "INSERT INTO {t} (session_key, session_data, expire_date) VALUES (?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE session_data = VALUES(session_data), \
+                 expire_date = VALUES(expire_date)"
+            ),
+            update: format!("UPDATE {t} SET session_data = ?, expire_date = ? WHERE session_key = ?"),
+            delete: format!("DELETE FROM {t} WHERE session_key = ?"),
+            cas: format!(
+                "UPDATE {t} SET session_data = ? WHERE session_key = ? \
+                 AND CAST(session_data AS BINARY) = CAST(? AS BINARY)"
+            ),
+            purge: format!("DELETE FROM {t} WHERE expire_date <= ? LIMIT {PURGE_CHUNK}"),
+            select: format!("SELECT session_key, session_data, expire_date FROM {t}"),
+            quoted: t,
+        }
+    }
+}
+
+impl fmt::Debug for MysqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MysqlStore")
+            .field("table", &self.table)
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MysqlStore {
+    /// Connects to `url` (`mysql://user:password@host:3306/db?…`; `mariadb://`
+    /// and `mysql2://` are taken as the same), sessions in `table`, with up
+    /// to `pool_size` connections. Checks the server is reachable; does not
+    /// create the table (see [`Store::ensure_schema`]).
+    ///
+    /// The URL may set `connect_timeout`, `pool_timeout` and `query_timeout`
+    /// in seconds (see [`crate::open_store`]), and the driver's own
+    /// parameters (`require_ssl`, `verify_ca`, `verify_identity`, …).
+    ///
+    /// # Errors
+    /// [`StoreError::BadTableName`]; [`StoreError::Backend`] for a URL that
+    /// does not parse or a bad timeout; [`StoreError::Unavailable`] for a
+    /// server that cannot be reached.
+    pub async fn connect(url: &str, table: &str, pool_size: usize) -> Result<Self, StoreError> {
+        check_table_name(table)?;
+        let url = normalize_scheme(url);
+        let (url, timeouts) = Timeouts::take_from_url(BACKEND, &url)?;
+        // The URL may hold a password: never echo it or the parser's take on it.
+        let opts = Opts::from_url(&url).map_err(|e| {
+            StoreError::backend(BACKEND, format_args!("invalid MySQL URL: {}", url_problem(&e)))
+        })?;
+        let constraints = PoolConstraints::new(0, pool_size.max(1))
+            .ok_or_else(|| StoreError::backend(BACKEND, "invalid pool size"))?;
+        let opts = OptsBuilder::from_opts(opts)
+            .client_found_rows(true)
+            .pool_opts(PoolOpts::default().with_constraints(constraints))
+            .tcp_keepalive(Some(u32::try_from(timeouts.query.as_millis()).unwrap_or(u32::MAX)));
+        let store = Self::with_pool(Pool::new(opts), table, timeouts)?;
+        drop(store.conn().await?);
+        Ok(store)
+    }
+
+    /// A store over the application's own pool, sessions in `table`. The
+    /// pool's options must set `client_found_rows(true)` (an update that
+    /// writes the same values must count the row it matched); `timeouts`
+    /// bound getting a connection and each statement. Connects lazily.
+    ///
+    /// # Errors
+    /// [`StoreError::BadTableName`].
+    pub fn with_pool(pool: Pool, table: &str, timeouts: Timeouts) -> Result<Self, StoreError> {
+        check_table_name(table)?;
+        Ok(Self {
+            pool,
+            table: table.to_owned(),
+            sql: Sql::new(table),
+            id_types: Mutex::new(HashMap::new()),
+            timeouts,
+        })
+    }
+
+    /// The table sessions are kept in.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        let wait = self.timeouts.connect.saturating_add(self.timeouts.pool);
+        match tokio::time::timeout(wait, self.pool.get_conn()).await {
+            Ok(r) => r.map_err(my_err),
+            Err(_) => Err(self.timed_out(
+                "connect_timeout + pool_timeout (no connection: the server does not answer, or every pooled connection is busy)",
+                wait,
+            )),
+        }
+    }
+
+    fn timed_out(&self, what: &str, after: Duration) -> StoreError {
+        StoreError::unavailable(
+            BACKEND,
+            format_args!("timed out after {:.1} s: {what}", after.as_secs_f64()),
+        )
+    }
+
+    /// Is `id` of this users table an integer column? (Cached.)
+    async fn integer_ids(&self, conn: &mut Conn, users_table: &str) -> Result<bool, StoreError> {
+        if let Some(known) = self.id_types_get(users_table) {
+            return Ok(known);
+        }
+        let kind: Option<String> = conn
+            .exec_first(
+                "SELECT CAST(DATA_TYPE AS CHAR) FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'id'",
+                (users_table,),
+            )
+            .await
+            .map_err(my_err)?;
+        let Some(kind) = kind else {
+            return Err(StoreError::backend(
+                BACKEND,
+                "the users table has no id column",
+            ));
+        };
+        let integer = matches!(
+            kind.to_ascii_lowercase().as_str(),
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint"
+        );
+        if let Ok(mut m) = self.id_types.lock() {
+            m.insert(users_table.to_owned(), integer);
+        }
+        Ok(integer)
+    }
+
+    fn id_types_get(&self, users_table: &str) -> Option<bool> {
+        self.id_types
+            .lock()
+            .ok()
+            .and_then(|m| m.get(users_table).copied())
+    }
+
+    /// One chunk of swaps with distinct keys, in one transaction: the rows
+    /// are locked and read, compared here byte for byte, and the matching
+    /// ones rewritten by one statement.
+    async fn swap_chunk(&self, swaps: &[Swap]) -> Result<Vec<bool>, StoreError> {
+        let marks = placeholders(swaps.len());
+        let select = format!(
+            "SELECT session_key, session_data FROM {} WHERE session_key IN ({marks}) FOR UPDATE",
+            self.sql.quoted
+        );
+        timed!(self, conn, {
+            let mut tx = conn
+                .start_transaction(TxOpts::default())
+                .await
+                .map_err(my_err)?;
+            let keys: Vec<Value> = swaps.iter().map(|s| Value::from(&s.key)).collect();
+            let rows: Vec<(String, Vec<u8>)> = tx.exec(&select, keys).await.map_err(my_err)?;
+            let current: HashMap<String, Vec<u8>> = rows.into_iter().collect();
+            let applied: Vec<bool> = swaps
+                .iter()
+                .map(|s| {
+                    current
+                        .get(&s.key)
+                        .is_some_and(|d| d.as_slice() == s.expected.as_bytes())
+                })
+                .collect();
+            let winners: Vec<&Swap> = swaps
+                .iter()
+                .zip(&applied)
+                .filter_map(|(s, ok)| ok.then_some(s))
+                .collect();
+            if !winners.is_empty() {
+                let mut sql = format!(
+                    "UPDATE {} SET session_data = CASE session_key",
+                    self.sql.quoted
+                );
+                let mut args: Vec<Value> = Vec::with_capacity(winners.len() * 3);
+                for w in &winners {
+                    sql.push_str(" WHEN ? THEN ?");
+                    args.push(Value::from(&w.key));
+                    args.push(Value::from(&w.new));
+                }
+                sql.push_str(&format!(
+                    " END WHERE session_key IN ({})",
+                    placeholders(winners.len())
+                ));
+                args.extend(winners.iter().map(|w| Value::from(&w.key)));
+                tx.exec_drop(&sql, args).await.map_err(my_err)?;
+            }
+            tx.commit().await.map_err(my_err)?;
+            Ok(applied)
+        })
+    }
+
+    /// One swap at a time, in one transaction (a batch that names a key twice).
+    async fn swap_each(&self, swaps: &[Swap]) -> Result<Vec<bool>, StoreError> {
+        timed!(self, conn, {
+            let mut tx = conn
+                .start_transaction(TxOpts::default())
+                .await
+                .map_err(my_err)?;
+            let mut out = Vec::with_capacity(swaps.len());
+            for s in swaps {
+                tx.exec_drop(&self.sql.cas, (&s.new, &s.key, &s.expected))
+                    .await
+                    .map_err(my_err)?;
+                out.push(tx.affected_rows() == 1);
+            }
+            tx.commit().await.map_err(my_err)?;
+            Ok(out)
+        })
+    }
+}
+
+/// `mariadb://` and `mysql2://` (dj-database-url's spellings) as `mysql://`.
+fn normalize_scheme(url: &str) -> String {
+    for alias in ["mariadb://", "mysql2://"] {
+        if let Some(rest) = url.strip_prefix(alias) {
+            return format!("mysql://{rest}");
+        }
+    }
+    url.to_owned()
+}
+
+/// What is wrong with a URL, without any value from it.
+fn url_problem(e: &mysql_async::UrlError) -> String {
+    use mysql_async::UrlError as U;
+    match e {
+        U::UnknownParameter { param } => format!("unknown parameter {param:?}"),
+        U::InvalidParamValue { param, .. } => format!("invalid value for {param:?}"),
+        U::UnsupportedScheme { .. } => "not a mysql:// URL".to_owned(),
+        U::Invalid => "it does not parse".to_owned(),
+        _ => "it does not parse".to_owned(),
+    }
+}
+
+/// `?, ?, …` for `n` values.
+fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(n * 3);
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push('?');
+    }
+    s
+}
+
+/// A driver error, without what a server message may quote (row values,
+/// such as the session key of a duplicate entry).
+fn my_err(e: mysql_async::Error) -> StoreError {
+    use mysql_async::Error as E;
+    match e {
+        E::Server(s) if s.code == ER_DUP_ENTRY => StoreError::backend(
+            BACKEND,
+            format_args!("duplicate entry (error {}, SQLSTATE {})", s.code, s.state),
+        ),
+        E::Server(s) => StoreError::backend(
+            BACKEND,
+            format_args!("{} (error {}, SQLSTATE {})", s.message, s.code, s.state),
+        ),
+        E::Io(e) => StoreError::unavailable(BACKEND, e),
+        E::Driver(e) => StoreError::unavailable(BACKEND, e),
+        E::Url(e) => StoreError::backend(
+            BACKEND,
+            format_args!("invalid MySQL URL: {}", url_problem(&e)),
+        ),
+        other => StoreError::backend(BACKEND, other),
+    }
+}
+
+/// An instant as the naive UTC `DATETIME(6)` Django writes (microseconds).
+fn to_value(t: OffsetDateTime) -> Value {
+    let t = t.to_offset(UtcOffset::UTC);
+    Value::Date(
+        u16::try_from(t.year()).unwrap_or(0),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond(),
+    )
+}
+
+/// A `DATETIME` read back, as UTC.
+fn from_value(v: Value) -> Result<OffsetDateTime, StoreError> {
+    let bad = || StoreError::backend(BACKEND, "unreadable expire_date value");
+    match v {
+        Value::Date(y, mo, d, h, mi, s, us) => {
+            let date = Date::from_calendar_date(
+                i32::from(y),
+                Month::try_from(mo).map_err(|_| bad())?,
+                d,
+            )
+            .map_err(|_| bad())?;
+            let time = Time::from_hms_micro(h, mi, s, us).map_err(|_| bad())?;
+            Ok(PrimitiveDateTime::new(date, time).assume_utc())
+        }
+        Value::Bytes(b) => std::str::from_utf8(&b)
+            .ok()
+            .and_then(crate::datetime::parse_datetime)
+            .ok_or_else(bad),
+        _ => Err(bad()),
+    }
+}
+
+fn record(row: (String, String, Value)) -> Result<SessionRecord, StoreError> {
+    let (key, data, expires) = row;
+    Ok(SessionRecord {
+        key,
+        data,
+        expires: from_value(expires)?,
+    })
+}
+
+#[async_trait]
+impl Store for MysqlStore {
+    fn user_table(&self) -> Option<&dyn UserTable> {
+        Some(self)
+    }
+
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn ensure_schema(&self) -> Result<(), StoreError> {
+        timed!(self, conn, {
+            // Serialize concurrent ensure_schema calls: the index check races otherwise.
+            let lock = format!("keyroll_schema_{}", self.table);
+            let got: Option<Option<i64>> = conn
+                .exec_first("SELECT GET_LOCK(?, 10)", (&lock,))
+                .await
+                .map_err(my_err)?;
+            if got.flatten() != Some(1) {
+                return Err(StoreError::unavailable(
+                    BACKEND,
+                    "timed out waiting for the schema lock",
+                ));
+            }
+            let outcome = async {
+                conn.query_drop(&self.sql.create_table)
+                    .await
+                    .map_err(my_err)?;
+                // A table Django made has its own index on expire_date: don't add a second.
+                let indexed: Option<i64> = conn
+                    .exec_first(
+                        "SELECT COUNT(*) FROM information_schema.STATISTICS \
+                         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
+                         AND COLUMN_NAME = 'expire_date' AND SEQ_IN_INDEX = 1",
+                        (&self.table,),
+                    )
+                    .await
+                    .map_err(my_err)?;
+                if indexed.unwrap_or(0) == 0 {
+                    conn.query_drop(&self.sql.create_index)
+                        .await
+                        .map_err(my_err)?;
+                }
+                Ok(())
+            }
+            .await;
+            let _ = conn
+                .exec_drop("SELECT RELEASE_LOCK(?)", (&lock,))
+                .await;
+            outcome
+        })
+    }
+
+    async fn load(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        if !is_valid_session_key(key) {
+            return Ok(None);
+        }
+        timed!(self, conn, {
+            let row: Option<(String, Value)> = conn
+                .exec_first(&self.sql.load, (key, to_value(now)))
+                .await
+                .map_err(my_err)?;
+            match row {
+                None => Ok(None),
+                Some((data, expires)) => Ok(Some(SessionRecord {
+                    key: key.to_owned(),
+                    data,
+                    expires: from_value(expires)?,
+                })),
+            }
+        })
+    }
+
+    async fn create(&self, data: &str, expires: OffsetDateTime) -> Result<String, StoreError> {
+        timed!(self, conn, {
+            for _ in 0..CREATE_ATTEMPTS {
+                let key = new_session_key();
+                match conn
+                    .exec_drop(&self.sql.insert, (&key, data, to_value(expires)))
+                    .await
+                {
+                    Ok(()) => return Ok(key),
+                    // A taken key: try another.
+                    Err(mysql_async::Error::Server(s)) if s.code == ER_DUP_ENTRY => continue,
+                    Err(e) => return Err(my_err(e)),
+                }
+            }
+            Err(StoreError::KeyExhausted)
+        })
+    }
+
+    async fn save(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        if !is_valid_session_key(&record.key) {
+            return Err(StoreError::InvalidKey);
+        }
+        timed!(self, conn, {
+            conn.exec_drop(
+                &self.sql.upsert,
+                (&record.key, &record.data, to_value(record.expires)),
+            )
+            .await
+            .map_err(my_err)
+        })
+    }
+
+    async fn update(&self, record: &SessionRecord) -> Result<bool, StoreError> {
+        if !is_valid_session_key(&record.key) {
+            return Err(StoreError::InvalidKey);
+        }
+        timed!(self, conn, {
+            conn.exec_drop(
+                &self.sql.update,
+                (&record.data, to_value(record.expires), &record.key),
+            )
+            .await
+            .map_err(my_err)?;
+            Ok(conn.affected_rows() == 1)
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        timed!(self, conn, {
+            conn.exec_drop(&self.sql.delete, (key,))
+                .await
+                .map_err(my_err)?;
+            Ok(conn.affected_rows() == 1)
+        })
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        timed!(self, conn, {
+            conn.exec_drop(&self.sql.cas, (new, key, expected))
+                .await
+                .map_err(my_err)?;
+            Ok(conn.affected_rows() == 1)
+        })
+    }
+
+    async fn compare_and_swap_many(&self, swaps: &[Swap]) -> Result<Vec<bool>, StoreError> {
+        match swaps {
+            [] => return Ok(Vec::new()),
+            [s] => {
+                return Ok(vec![
+                    self.compare_and_swap(&s.key, &s.expected, &s.new).await?,
+                ])
+            }
+            _ => {}
+        }
+        let mut seen = HashSet::with_capacity(swaps.len());
+        if !swaps.iter().all(|s| seen.insert(s.key.as_str())) {
+            return self.swap_each(swaps).await;
+        }
+        let mut out = Vec::with_capacity(swaps.len());
+        for chunk in swaps.chunks(CHUNK) {
+            out.extend(self.swap_chunk(chunk).await?);
+        }
+        Ok(out)
+    }
+
+    async fn scan(
+        &self,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (lower, upper) = range.page_bounds(after);
+        let mut sql = self.sql.select.clone();
+        let mut args: Vec<Value> = Vec::with_capacity(3);
+        let mut clauses = Vec::with_capacity(2);
+        match lower {
+            Lower::None => {}
+            Lower::After(k) => {
+                args.push(Value::from(k));
+                clauses.push("session_key > ?");
+            }
+            Lower::From(k) => {
+                args.push(Value::from(k));
+                clauses.push("session_key >= ?");
+            }
+        }
+        if let Some(end) = upper {
+            args.push(Value::from(end));
+            clauses.push("session_key < ?");
+        }
+        if !clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&clauses.join(" AND "));
+        }
+        args.push(Value::from(u64::try_from(limit).unwrap_or(u64::MAX)));
+        sql.push_str(" ORDER BY session_key LIMIT ?");
+        timed!(self, conn, {
+            let rows: Vec<(String, String, Value)> =
+                conn.exec(&sql, args).await.map_err(my_err)?;
+            rows.into_iter().map(record).collect()
+        })
+    }
+
+    /// In statements of 5000 rows, each its own transaction under the query
+    /// timeout: no long lock on the live table.
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        loop {
+            let n = timed!(self, conn, {
+                conn.exec_drop(&self.sql.purge, (to_value(now),))
+                    .await
+                    .map_err(my_err)?;
+                Ok(conn.affected_rows())
+            })?;
+            total += n;
+            if n < PURGE_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl UserTable for MysqlStore {
+    async fn password_hashes(
+        &self,
+        users_table: &str,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        check_table_name(users_table)?;
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        timed!(self, conn, {
+            // An integer id column is matched as integers (MySQL would turn
+            // "1x" into 1); anything else is compared as text.
+            let integer = self.integer_ids(&mut conn, users_table).await?;
+            let wanted: Vec<Value> = if integer {
+                ids.iter()
+                    .filter_map(|i| i.parse::<i64>().ok())
+                    .map(Value::from)
+                    .collect()
+            } else {
+                ids.iter().map(Value::from).collect()
+            };
+            let mut out = HashMap::with_capacity(wanted.len());
+            for chunk in wanted.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT CAST(id AS CHAR), password FROM `{users_table}` WHERE id IN ({})",
+                    placeholders(chunk.len())
+                );
+                let rows: Vec<(Option<String>, Option<String>)> =
+                    conn.exec(&sql, chunk.to_vec()).await.map_err(my_err)?;
+                for (id, password) in rows {
+                    if let (Some(id), Some(password)) = (id, password) {
+                        out.insert(id, password);
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn datetimes_round_trip_as_utc_microseconds() {
+        let t = datetime!(2030-01-02 03:04:05.123456789 +02:00);
+        let back = from_value(to_value(t)).unwrap();
+        assert_eq!(back, datetime!(2030-01-02 01:04:05.123456 UTC));
+        assert_eq!(
+            from_value(Value::Bytes(b"2030-01-02 03:04:05.000007".to_vec())).unwrap(),
+            datetime!(2030-01-02 03:04:05.000007 UTC)
+        );
+        assert!(from_value(Value::Int(3)).is_err());
+    }
+
+    #[test]
+    fn aliases_and_placeholders() {
+        assert_eq!(normalize_scheme("mariadb://u@h/db"), "mysql://u@h/db");
+        assert_eq!(normalize_scheme("mysql2://u@h/db"), "mysql://u@h/db");
+        assert_eq!(normalize_scheme("mysql://u@h/db"), "mysql://u@h/db");
+        assert_eq!(placeholders(3), "?, ?, ?");
+        assert_eq!(placeholders(0), "");
+    }
+}

@@ -1,0 +1,286 @@
+//! The MySQL/MariaDB backend: the shared suite and Django's layout. Needs a
+//! server: `KEYROLL_TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/test`);
+//! skipped with a loud line when unreachable, failed if `KEYROLL_REQUIRE_SERVICES=1`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+#![cfg(feature = "mysql")]
+
+mod common;
+
+use common::{
+    mysql_cleanup, mysql_exec, mysql_url, new_key, now, rec, snapshot, unique_name, unreachable,
+};
+use keyroll_store::{MysqlStore, Store, Swap};
+use mysql_async::prelude::Queryable;
+use time::macros::datetime;
+use time::Duration;
+
+keyroll_store::store_suite!(common::mysql);
+
+/// Connects a store to a table of its own (made by `ddl`, or not made), dropped at the end.
+async fn bare_store(ddl: Option<&str>) -> Option<(MysqlStore, String, common::Cleanup)> {
+    let url = mysql_url();
+    let table = unique_name();
+    let store = match MysqlStore::connect(&url, &table, 2).await {
+        Ok(s) => s,
+        Err(e) => return unreachable("MySQL/MariaDB", &url, &e),
+    };
+    let cleanup = mysql_cleanup(url.clone(), vec![table.clone()]);
+    if let Some(ddl) = ddl {
+        let statements: Vec<String> = ddl
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.replace("django_session", &table))
+            .collect();
+        mysql_exec(&url, &statements).await.unwrap();
+    }
+    Some((store, table, cleanup))
+}
+
+/// Django 5.2's DDL for the session table on MySQL/MariaDB (`sqlmigrate sessions 0001`).
+const DJANGO_DDL: &str = "
+CREATE TABLE `django_session` (`session_key` varchar(40) NOT NULL PRIMARY KEY, `session_data` longtext NOT NULL, `expire_date` datetime(6) NOT NULL);
+CREATE INDEX `django_session_expire_date_a5c62663` ON `django_session` (`expire_date`);
+";
+
+async fn query_one<T: mysql_async::prelude::FromValue + Send + 'static>(sql: &str, arg: &str) -> T {
+    let mut c = mysql_async::Conn::from_url(mysql_url().as_str())
+        .await
+        .unwrap();
+    let v: Option<T> = c.exec_first(sql, (arg,)).await.unwrap();
+    c.disconnect().await.unwrap();
+    v.unwrap()
+}
+
+#[tokio::test]
+async fn a_table_django_made_works_as_is() {
+    let Some((store, table, _cleanup)) = bare_store(Some(DJANGO_DDL)).await else {
+        return;
+    };
+    store.ensure_schema().await.unwrap();
+    let n: i64 = query_one(
+        "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() \
+         AND TABLE_NAME = ? AND COLUMN_NAME = 'expire_date'",
+        &table,
+    )
+    .await;
+    assert_eq!(n, 1, "ensure_schema adds no second index to Django's table");
+    // rows as Django writes them: naive UTC in datetime(6), whatever the session time zone
+    mysql_exec(
+        &mysql_url(),
+        &[
+            "SET time_zone = '+05:00'".to_owned(),
+            format!(
+                "INSERT INTO `{table}` VALUES \
+                 ('a0000000000000000000000000000000', 'da', '2030-01-02 03:04:05'), \
+                 ('b0000000000000000000000000000000', 'db', '2030-01-02 03:04:05.000007'), \
+                 ('c0000000000000000000000000000000', 'dc', '2020-01-02 03:04:05')"
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+    let at = datetime!(2025-06-01 00:00:00 UTC);
+    let r = store
+        .load("a0000000000000000000000000000000", at)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (r.data.as_str(), r.expires),
+        ("da", datetime!(2030-01-02 03:04:05 UTC))
+    );
+    assert!(store
+        .load("c0000000000000000000000000000000", at)
+        .await
+        .unwrap()
+        .is_none());
+    let snap = snapshot(&store).await;
+    assert_eq!(
+        snap["b0000000000000000000000000000000"].1,
+        datetime!(2030-01-02 03:04:05.000007 UTC)
+    );
+    assert_eq!(store.purge_expired(at).await.unwrap(), 1);
+    // what keyroll writes, Django's column reads as the same instant (UTC)
+    let k = new_key();
+    store
+        .save(&rec(&k, "x", datetime!(2031-05-06 07:08:09.123456 +02:00)))
+        .await
+        .unwrap();
+    let utc: String = query_one(
+        &format!(
+            "SELECT CAST(DATE_FORMAT(expire_date, '%Y-%m-%d %H:%i:%s.%f') AS CHAR) \
+             FROM `{table}` WHERE session_key = ?"
+        ),
+        &k,
+    )
+    .await;
+    assert_eq!(utc, "2031-05-06 05:08:09.123456");
+}
+
+/// Django's table has a case-insensitive collation: a compare-and-swap must
+/// still compare the data byte for byte.
+#[tokio::test]
+async fn compare_and_swap_is_byte_exact_under_a_case_insensitive_collation() {
+    let Some((store, table, _cleanup)) = bare_store(Some(DJANGO_DDL)).await else {
+        return;
+    };
+    let collation: String = query_one(
+        "SELECT CAST(COLLATION_NAME AS CHAR) FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'session_data'",
+        &table,
+    )
+    .await;
+    let exp = now() + Duration::hours(1);
+    let (k1, k2) = (new_key(), new_key());
+    store.save(&rec(&k1, "abc:Sig", exp)).await.unwrap();
+    store.save(&rec(&k2, "abc:Sig ", exp)).await.unwrap();
+    assert!(
+        !store.compare_and_swap(&k1, "abc:sig", "new").await.unwrap(),
+        "case differs ({collation})"
+    );
+    assert!(!store.compare_and_swap(&k2, "abc:Sig", "new").await.unwrap());
+    let many = store
+        .compare_and_swap_many(&[
+            Swap {
+                key: k1.clone(),
+                expected: "ABC:SIG".into(),
+                new: "n1".into(),
+            },
+            Swap {
+                key: k2.clone(),
+                expected: "abc:Sig ".into(),
+                new: "n2".into(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(many, vec![false, true]);
+    assert_eq!(store.load(&k1, now()).await.unwrap().unwrap().data, "abc:Sig");
+    assert_eq!(store.load(&k2, now()).await.unwrap().unwrap().data, "n2");
+}
+
+/// An update that writes the values already there still finds the row (MySQL
+/// counts only changed rows unless the client asks for found rows).
+#[tokio::test]
+async fn an_unchanged_update_still_finds_its_row() {
+    let Some((store, _table, _cleanup)) = bare_store(Some(DJANGO_DDL)).await else {
+        return;
+    };
+    let k = new_key();
+    let r = rec(&k, "same", datetime!(2031-01-01 00:00:00 UTC));
+    store.save(&r).await.unwrap();
+    assert!(store.update(&r).await.unwrap());
+    assert!(store.compare_and_swap(&k, "same", "same").await.unwrap());
+    assert!(store.delete(&k).await.unwrap());
+    assert!(!store.update(&r).await.unwrap());
+    assert!(!store.delete(&k).await.unwrap());
+}
+
+#[tokio::test]
+async fn missing_table_is_an_error_without_the_key() {
+    let Some((store, _table, _cleanup)) = bare_store(None).await else {
+        return;
+    };
+    let key = new_key();
+    let e = store.load(&key, now()).await.unwrap_err();
+    assert!(
+        e.to_string().contains("doesn't exist") && !e.to_string().contains(&key),
+        "{e}"
+    );
+    let store = std::sync::Arc::new(store);
+    let (a, b) = tokio::join!(store.ensure_schema(), store.ensure_schema());
+    a.unwrap();
+    b.unwrap();
+    store
+        .save(&rec(&key, "x", now() + Duration::hours(1)))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn bad_urls_never_echo_the_password() {
+    for url in [
+        "mysql://u:hunter2@[bad/db",
+        "mysql://u:hunter2@127.0.0.1:1/db?connect_timeout=2",
+        "mysql://u:hunter2@127.0.0.1:3306/db?no_such_parameter=hunter2",
+        "mysql://u:hunter2@127.0.0.1:3306/db?query_timeout=hunter2",
+    ] {
+        let e = MysqlStore::connect(url, "t", 1).await.unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("hunter2"), "{e}");
+    }
+    assert!(MysqlStore::connect(&mysql_url(), "bad name", 1)
+        .await
+        .is_err());
+}
+
+/// `mysql://`, `mysql2://` and `mariadb://` open the same store.
+#[tokio::test]
+async fn open_store_urls() {
+    let url = mysql_url();
+    let table = unique_name();
+    let _cleanup = mysql_cleanup(url.clone(), vec![table.clone()]);
+    let opts = keyroll_store::StoreOptions {
+        table: table.clone(),
+        ..Default::default()
+    };
+    let rest = url.strip_prefix("mysql://").unwrap();
+    for scheme in ["mysql", "mysql2", "mariadb"] {
+        let tuned = format!("{scheme}://{rest}");
+        let store = match keyroll_store::open_store(&tuned, &opts).await {
+            Ok(s) => s,
+            Err(e) => return unreachable("MySQL/MariaDB", &url, &e).unwrap_or(()),
+        };
+        assert_eq!(store.backend(), "mysql");
+        store.ensure_schema().await.unwrap();
+    }
+}
+
+/// A statement that takes longer than `query_timeout` fails as unavailable,
+/// naming the timeout, and the store keeps working afterwards.
+#[tokio::test]
+async fn a_slow_statement_times_out_and_the_store_recovers() {
+    let Some((_store, table, _cleanup)) = bare_store(Some(DJANGO_DDL)).await else {
+        return;
+    };
+    let url = mysql_url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let store = MysqlStore::connect(&format!("{url}{sep}query_timeout=1"), &table, 1)
+        .await
+        .unwrap();
+    let k = new_key();
+    store
+        .save(&rec(&k, "x", now() + Duration::hours(1)))
+        .await
+        .unwrap();
+    // Another connection holds the row's lock for 3 s: the swap waits on it.
+    let mut holder = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+    holder.query_drop("START TRANSACTION").await.unwrap();
+    holder
+        .exec_drop(
+            format!("SELECT * FROM `{table}` WHERE session_key = ? FOR UPDATE"),
+            (&k,),
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let e = store.compare_and_swap(&k, "x", "y").await.unwrap_err();
+    assert!(
+        matches!(e, keyroll_store::StoreError::Unavailable { .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("query_timeout"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    holder.query_drop("ROLLBACK").await.unwrap();
+    holder.disconnect().await.unwrap();
+    // The outcome of a timed-out statement is unknown (the server may still
+    // have run it once the lock was free); the store itself works on.
+    let now_data = store.load(&k, now()).await.unwrap().unwrap().data;
+    assert!(now_data == "x" || now_data == "y", "{now_data}");
+    assert!(store.compare_and_swap(&k, &now_data, "z").await.unwrap());
+}
