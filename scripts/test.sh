@@ -2,7 +2,9 @@
 # The whole test suite, as CI runs it. Safe to rerun. On a fresh machine it
 # installs what it needs, and says so as it does:
 #   - .venv/django-5.2, .venv/django-4.2: pinned Django from PyPI (psycopg too,
-#     on the first PostgreSQL end-to-end test);
+#     on the first PostgreSQL end-to-end test; mysqlclient on the first MySQL one);
+#   - Debian's default-libmysqlclient-dev and pkg-config (apt-get) when missing:
+#     mysqlclient builds against them;
 #   - Debian's chromium (apt-get, --no-install-recommends) when /usr/bin/chromium
 #     is missing, and tests/browser/node_modules (npm ci): the browser test;
 #   - target/tools/bin/cargo-fuzz (cargo install --root target/tools): fuzzing.
@@ -53,6 +55,20 @@ own_passed=0 own_failed=0 own_skipped=0
 
 step() { printf '\n==> %s\n' "$*"; }
 loud_skip() { printf '\n*** SKIPPED: %s ***\n' "$*"; }
+
+step "MySQL client library (Debian's default-libmysqlclient-dev, for mysqlclient in the Django venv)"
+if pkg-config --exists mysqlclient 2>/dev/null || pkg-config --exists libmariadb 2>/dev/null; then
+    echo "present: $(pkg-config --modversion mysqlclient 2>/dev/null || pkg-config --modversion libmariadb)"
+else
+    if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
+    echo "installing default-libmysqlclient-dev and pkg-config with apt-get"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        -o DPkg::Lock::Timeout=600 default-libmysqlclient-dev pkg-config >/dev/null \
+    || { "${sudo[@]}" apt-get update -q -o DPkg::Lock::Timeout=600 >/dev/null \
+         && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            -o DPkg::Lock::Timeout=600 default-libmysqlclient-dev pkg-config >/dev/null; } \
+    || echo "installing the MySQL client library FAILED: the Django-on-MySQL test will fail"
+fi
 
 step "Django virtualenvs (pinned: 5.2.19, 4.2.30) in .venv/"
 KEYROLL_DJANGO52_PYTHON=$(bash tests/django/setup-venv.sh 5.2 | tail -n 1)

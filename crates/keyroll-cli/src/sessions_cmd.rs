@@ -18,7 +18,8 @@ use crate::{keys, KeySource};
 #[derive(Args, Debug, Clone)]
 pub(crate) struct TableArgs {
     /// sqlite://relative.db, sqlite:///absolute.db, postgres://… (or
-    /// postgresql://, pgsql://), redis://… [default: $DATABASE_URL]
+    /// postgresql://, pgsql://), mysql://… (or mariadb://, mysql2://),
+    /// redis://… [default: $DATABASE_URL]
     #[arg(long, value_name = "URL")]
     database: Option<String>,
     /// Table name (default keyroll_session; django_session with --django).

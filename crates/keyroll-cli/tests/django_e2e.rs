@@ -1,6 +1,6 @@
 //! End to end against a real Django project (`tests/django/e2e_project`, Django 5.2
-//! pinned, in `.venv/` by `tests/django/setup-venv.sh` on first use), on SQLite
-//! and on PostgreSQL:
+//! pinned, in `.venv/` by `tests/django/setup-venv.sh` on first use), on SQLite,
+//! PostgreSQL and MySQL/MariaDB:
 //!
 //! 1. Django, with `SECRET_KEY=A` and no fallbacks, logs in users through its
 //!    test client (some twice), makes anonymous sessions with data, a few expired
@@ -16,7 +16,10 @@
 //!
 //! PostgreSQL: 127.0.0.1:5432, user postgres, trust auth (`KEYROLL_E2E_PGHOST` /
 //! `KEYROLL_E2E_PGPORT` override); a fresh `kr_e2e_*` database per run, dropped at
-//! the end. Unreachable: skipped loudly, or a failure with `KEYROLL_REQUIRE_SERVICES=1`.
+//! the end. MySQL/MariaDB: 127.0.0.1:3306, user root, no password
+//! (`KEYROLL_E2E_MYSQLHOST` / `KEYROLL_E2E_MYSQLPORT`); a fresh `kr_e2e_*` database,
+//! Django through mysqlclient. Unreachable: skipped loudly, or a failure with
+//! `KEYROLL_REQUIRE_SERVICES=1`.
 
 #![allow(
     clippy::unwrap_used,
@@ -551,22 +554,24 @@ fn django_sqlite_rotation_logs_nobody_out() {
 }
 
 /// A database made for one run, dropped when done (also when the test fails).
-struct PgDatabase<'a> {
+struct TestDatabase<'a> {
     django: &'a Django,
     name: String,
+    /// `dropdb` or `dropdb-mysql`.
+    drop_command: &'static str,
 }
 
-impl Drop for PgDatabase<'_> {
+impl Drop for TestDatabase<'_> {
     fn drop(&mut self) {
         let out = Command::new(&self.django.python)
             .arg(e2e_script())
-            .args(["dropdb", &self.name])
+            .args([self.drop_command, &self.name])
             .stderr(Stdio::inherit())
             .output();
         match out {
             Ok(o) if o.status.success() => {}
             other => loud(&format!(
-                "WARNING: could not drop PostgreSQL database {}: {other:?}",
+                "WARNING: could not drop database {}: {other:?}",
                 self.name
             )),
         }
@@ -623,10 +628,66 @@ fn django_postgres_rotation_logs_nobody_out() {
         .output()
         .expect("spawn e2e.py createdb");
     assert!(created.status.success(), "e2e.py createdb {name} failed");
-    let db = PgDatabase {
+    let db = TestDatabase {
         django: &django,
         name,
+        drop_command: "dropdb",
     };
     let url = format!("postgres://postgres@{host}:{port}/{}", db.name);
     rotation(&django, &url, &["--jobs", "4", "--batch", "50"]);
+}
+
+/// A `kr_e2e_<pid>_<nanos>` name for a database of this run.
+fn db_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
+    format!("kr_e2e_{}_{nanos}", std::process::id())
+}
+
+#[test]
+fn django_mysql_rotation_logs_nobody_out() {
+    let host = std::env::var("KEYROLL_E2E_MYSQLHOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
+    let port = std::env::var("KEYROLL_E2E_MYSQLPORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3306);
+    if !reachable(&host, port) {
+        let required = std::env::var("KEYROLL_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "MySQL/MariaDB unreachable at {host}:{port} and KEYROLL_REQUIRE_SERVICES=1"
+        );
+        loud(&format!(
+            "\n*** SKIPPED: MySQL/MariaDB unreachable at {host}:{port} (django_mysql_rotation_logs_nobody_out; \
+             set KEYROLL_REQUIRE_SERVICES=1 to make this a failure) ***\n"
+        ));
+        return;
+    }
+    let name = db_name();
+    let django = Django {
+        python: django_python("5.2"),
+        db: format!("mysql:{name}"),
+    };
+    // Installs mysqlclient into the venv on first use, then creates the database.
+    let created = Command::new(&django.python)
+        .arg(e2e_script())
+        .args(["createdb-mysql", &name])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("spawn e2e.py createdb-mysql");
+    assert!(
+        created.status.success(),
+        "e2e.py createdb-mysql {name} failed (mysqlclient needs Debian's \
+         default-libmysqlclient-dev and pkg-config: scripts/test.sh installs them)"
+    );
+    let db = TestDatabase {
+        django: &django,
+        name,
+        drop_command: "dropdb-mysql",
+    };
+    // mariadb:// as dj-database-url users may write it.
+    let url = format!("mariadb://root@{host}:{port}/{}", db.name);
+    rotation(&django, &url, &["--jobs", "3", "--batch", "40"]);
 }

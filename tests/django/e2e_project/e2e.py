@@ -25,6 +25,8 @@ diagnostics go to stderr.
         fails, so it changes the table).
     e2e.py createdb NAME | dropdb NAME
         PostgreSQL (127.0.0.1, user postgres, via the ``test`` database).
+    e2e.py createdb-mysql NAME | dropdb-mysql NAME
+        MySQL/MariaDB (127.0.0.1:3306, user root, no password).
     e2e.py ensure-deps
         installs requirements.txt (psycopg) into this python if missing.
 """
@@ -48,14 +50,13 @@ def log(*args):
     print("e2e:", *args, file=sys.stderr, flush=True)
 
 
-def ensure_psycopg():
-    """Install requirements.txt (psycopg) into this interpreter unless importable.
+def ensure_module(module, requirements):
+    """Install a requirements file into this interpreter unless ``module`` imports.
 
     Idempotent; an exclusive lock in the venv keeps concurrent runs from
     installing over each other."""
     try:
-        import psycopg  # noqa: F401
-
+        importlib.import_module(module)
         return
     except ImportError:
         pass
@@ -65,12 +66,11 @@ def ensure_psycopg():
         fcntl.flock(lock, fcntl.LOCK_EX)
         importlib.invalidate_caches()
         try:
-            import psycopg  # noqa: F401
-
+            importlib.import_module(module)
             return
         except ImportError:
             pass
-        req = os.path.join(HERE, "requirements.txt")
+        req = os.path.join(HERE, requirements)
         log("installing", req, "into", sys.prefix)
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-q", "-r", req],
@@ -78,7 +78,37 @@ def ensure_psycopg():
             check=True,
         )
     importlib.invalidate_caches()
-    import psycopg  # noqa: F401
+    importlib.import_module(module)
+
+
+def ensure_psycopg():
+    """psycopg, for PostgreSQL (requirements.txt)."""
+    ensure_module("psycopg", "requirements.txt")
+
+
+def ensure_mysqlclient():
+    """mysqlclient, for MySQL/MariaDB (requirements-mysql.txt; it builds
+    against the system's MySQL client library: Debian's
+    default-libmysqlclient-dev and pkg-config)."""
+    ensure_module("MySQLdb", "requirements-mysql.txt")
+
+
+def mysql_admin(sql):
+    ensure_mysqlclient()
+    import MySQLdb
+
+    conn = MySQLdb.connect(
+        host=os.environ.get("KEYROLL_E2E_MYSQLHOST", "127.0.0.1"),
+        port=int(os.environ.get("KEYROLL_E2E_MYSQLPORT", "3306")),
+        user="root",
+        password="",
+        database="test",
+        connect_timeout=5,
+    )
+    try:
+        conn.cursor().execute(sql)
+    finally:
+        conn.close()
 
 
 def pg_admin(sql):
@@ -102,6 +132,8 @@ def checked_pg_name(name):
 def django_setup():
     if os.environ.get("KEYROLL_E2E_DB", "").startswith("postgres:"):
         ensure_psycopg()
+    if os.environ.get("KEYROLL_E2E_DB", "").startswith("mysql:"):
+        ensure_mysqlclient()
     sys.dont_write_bytecode = True  # no __pycache__ left in the source tree
     sys.path.insert(0, HERE)
     os.environ["DJANGO_SETTINGS_MODULE"] = "settings"
@@ -423,7 +455,7 @@ def main():
     s = sub.add_parser("check")
     s.add_argument("--state", required=True)
     s.add_argument("--data-only", action="store_true")
-    for name in ("createdb", "dropdb"):
+    for name in ("createdb", "dropdb", "createdb-mysql", "dropdb-mysql"):
         sub.add_parser(name).add_argument("name")
     sub.add_parser("ensure-deps")
     a = p.parse_args()
@@ -436,6 +468,12 @@ def main():
         print(json.dumps({"created": a.name}))
     elif a.cmd == "dropdb":
         pg_admin('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % checked_pg_name(a.name))
+        print(json.dumps({"dropped": a.name}))
+    elif a.cmd == "createdb-mysql":
+        mysql_admin("CREATE DATABASE `%s` CHARACTER SET utf8mb4" % checked_pg_name(a.name))
+        print(json.dumps({"created": a.name}))
+    elif a.cmd == "dropdb-mysql":
+        mysql_admin("DROP DATABASE IF EXISTS `%s`" % checked_pg_name(a.name))
         print(json.dumps({"dropped": a.name}))
     else:
         django_setup()

@@ -2,7 +2,9 @@
 
 Everything that varies comes from the environment:
 
-- ``KEYROLL_E2E_DB``: ``sqlite:/abs/path.db`` or ``postgres:<dbname>``
+- ``KEYROLL_E2E_DB``: ``sqlite:/abs/path.db``, ``postgres:<dbname>`` or
+  ``mysql:<dbname>`` (MySQL/MariaDB on 127.0.0.1:3306, user ``root``, no password;
+  ``KEYROLL_E2E_MYSQLHOST``/``KEYROLL_E2E_MYSQLPORT`` override);
   (PostgreSQL on 127.0.0.1, user ``postgres``, trust auth; ``KEYROLL_E2E_PGHOST``
   and ``KEYROLL_E2E_PGPORT`` override host and port);
 - ``SECRET_KEY``; ``SECRET_KEY_FALLBACKS``: a JSON list of strings (default none).
@@ -30,8 +32,19 @@ elif _db.startswith("postgres:"):
             "PASSWORD": "",
         }
     }
+elif _db.startswith("mysql:"):
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": _db[len("mysql:") :],
+            "HOST": os.environ.get("KEYROLL_E2E_MYSQLHOST", "127.0.0.1"),
+            "PORT": os.environ.get("KEYROLL_E2E_MYSQLPORT", "3306"),
+            "USER": "root",
+            "PASSWORD": "",
+        }
+    }
 else:
-    raise RuntimeError("KEYROLL_E2E_DB must be sqlite:/path.db or postgres:<dbname>, got %r" % _db)
+    raise RuntimeError("KEYROLL_E2E_DB must be sqlite:/path.db, postgres:<dbname> or mysql:<dbname>, got %r" % _db)
 
 SECRET_KEY = os.environ["SECRET_KEY"]
 SECRET_KEY_FALLBACKS = json.loads(os.environ.get("SECRET_KEY_FALLBACKS") or "[]")
