@@ -1,7 +1,7 @@
 //! Crash safety of `keyroll resign`: killed with SIGKILL at random points,
 //! then run again, it finishes the job — no row lost, none corrupted, every
 //! live row signed by the primary with its data, expiry and timestamp intact.
-//! On SQLite, and on PostgreSQL and Redis (a table or key prefix of the
+//! On SQLite, and on PostgreSQL, MySQL/MariaDB and Redis (a table or key prefix of the
 //! test's own; skipped with a loud line when the server is unreachable,
 //! failed under `KEYROLL_REQUIRE_SERVICES=1`).
 
@@ -198,11 +198,12 @@ fn resign_killed_at_random_points_then_rerun_finishes_the_job() {
     );
 }
 
-// ------------------------------------------------------------ PostgreSQL, Redis
+// ------------------------------------------------------------ PostgreSQL, MySQL, Redis
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Net {
     Postgres,
+    Mysql,
     Redis,
 }
 
@@ -225,6 +226,11 @@ impl NetTable {
                 "KEYROLL_TEST_POSTGRES_URL",
                 "postgres://postgres@127.0.0.1:5432/test",
                 "PostgreSQL",
+            ),
+            Net::Mysql => (
+                "KEYROLL_TEST_MYSQL_URL",
+                "mysql://root@127.0.0.1:3306/test",
+                "MySQL/MariaDB",
             ),
             Net::Redis => ("KEYROLL_TEST_REDIS_URL", "redis://127.0.0.1:6379", "Redis"),
         };
@@ -261,7 +267,7 @@ impl NetTable {
     /// The `keyroll resign` arguments naming this table or prefix.
     fn args(&self) -> [&str; 2] {
         match self.net {
-            Net::Postgres => ["--table", &self.name],
+            Net::Postgres | Net::Mysql => ["--table", &self.name],
             Net::Redis => ["--redis-prefix", &self.name],
         }
     }
@@ -295,6 +301,10 @@ impl NetTable {
                 expires: *expires,
             })
             .collect();
+        if self.net == Net::Mysql {
+            self.rt.block_on(self.seed_mysql(&records));
+            return seeded;
+        }
         self.rt.block_on(async {
             // Seeding need not survive a power cut: PostgreSQL may skip the
             // flush of each insert (many times faster).
@@ -309,7 +319,7 @@ impl NetTable {
                     };
                     open_store(&url, &opts).await.expect("seeding connection")
                 }
-                Net::Redis => Arc::clone(&self.store),
+                Net::Redis | Net::Mysql => Arc::clone(&self.store),
             };
             let mut tasks = tokio::task::JoinSet::new();
             for chunk in records.chunks(n.div_ceil(32).max(1)) {
@@ -325,6 +335,40 @@ impl NetTable {
             }
         });
         seeded
+    }
+
+    /// MySQL: multi-row inserts, a thousand rows a statement (one commit,
+    /// so one log flush, each: the shared server's settings stay as they are).
+    async fn seed_mysql(&self, records: &[SessionRecord]) {
+        use mysql_async::prelude::Queryable;
+        let mut c = mysql_async::Conn::from_url(self.url.as_str())
+            .await
+            .expect("seeding connection");
+        for chunk in records.chunks(1000) {
+            let marks = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+            let mut args: Vec<mysql_async::Value> = Vec::with_capacity(chunk.len() * 3);
+            for r in chunk {
+                let e = r.expires;
+                args.push(r.key.clone().into());
+                args.push(r.data.clone().into());
+                args.push(mysql_async::Value::Date(
+                    u16::try_from(e.year()).unwrap(),
+                    u8::from(e.month()),
+                    e.day(),
+                    e.hour(),
+                    e.minute(),
+                    e.second(),
+                    e.microsecond(),
+                ));
+            }
+            c.exec_drop(
+                format!("INSERT INTO `{}` VALUES {marks}", self.name),
+                args,
+            )
+            .await
+            .expect("seed");
+        }
+        c.disconnect().await.expect("disconnect");
     }
 
     fn rows(&self) -> Vec<SessionRecord> {
@@ -372,6 +416,19 @@ impl NetTable {
 
 impl Drop for NetTable {
     fn drop(&mut self) {
+        if self.net == Net::Mysql {
+            let dropped = self.rt.block_on(async {
+                use mysql_async::prelude::Queryable;
+                let mut c = mysql_async::Conn::from_url(self.url.as_str()).await?;
+                c.query_drop(format!("DROP TABLE IF EXISTS `{}`", self.name))
+                    .await?;
+                c.disconnect().await
+            });
+            match dropped {
+                Ok(()) => return,
+                Err(e) => eprintln!("cleanup: could not drop {}: {e}; emptying it", self.name),
+            }
+        }
         if self.net == Net::Postgres {
             // This crate has no PostgreSQL client of its own: psql drops the
             // table; without psql the table is at least emptied.
@@ -457,6 +514,11 @@ fn crash_drill(net: Net, rows: usize) {
 #[test]
 fn resign_killed_at_random_points_then_rerun_finishes_the_job_postgres() {
     crash_drill(Net::Postgres, 40_000);
+}
+
+#[test]
+fn resign_killed_at_random_points_then_rerun_finishes_the_job_mysql() {
+    crash_drill(Net::Mysql, 40_000);
 }
 
 #[test]
