@@ -361,12 +361,9 @@ impl NetTable {
                     e.microsecond(),
                 ));
             }
-            c.exec_drop(
-                format!("INSERT INTO `{}` VALUES {marks}", self.name),
-                args,
-            )
-            .await
-            .expect("seed");
+            c.exec_drop(format!("INSERT INTO `{}` VALUES {marks}", self.name), args)
+                .await
+                .expect("seed");
         }
         c.disconnect().await.expect("disconnect");
     }

@@ -29,7 +29,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
+use mysql_async::{
+    Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts, TxOpts, Value,
+};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::store::{
@@ -140,8 +142,10 @@ impl MysqlStore {
     /// create the table (see [`Store::ensure_schema`]).
     ///
     /// The URL may set `connect_timeout`, `pool_timeout` and `query_timeout`
-    /// in seconds (see [`crate::open_store`]), and the driver's own
-    /// parameters (`require_ssl`, `verify_ca`, `verify_identity`, …).
+    /// in seconds (see [`crate::open_store`]); TLS as MySQL's client options
+    /// say it: `ssl-mode=REQUIRED|VERIFY_CA|VERIFY_IDENTITY|DISABLED` and
+    /// `ssl-ca=/path/ca.pem` (rustls; see `take_tls_from_url` in the source);
+    /// and the driver's own parameters (`require_ssl`, `prefer_socket`, …).
     ///
     /// # Errors
     /// [`StoreError::BadTableName`]; [`StoreError::Backend`] for a URL that
@@ -151,16 +155,27 @@ impl MysqlStore {
         check_table_name(table)?;
         let url = normalize_scheme(url);
         let (url, timeouts) = Timeouts::take_from_url(BACKEND, &url)?;
+        let (url, tls) = take_tls_from_url(&url)?;
         // The URL may hold a password: never echo it or the parser's take on it.
         let opts = Opts::from_url(&url).map_err(|e| {
-            StoreError::backend(BACKEND, format_args!("invalid MySQL URL: {}", url_problem(&e)))
+            StoreError::backend(
+                BACKEND,
+                format_args!("invalid MySQL URL: {}", url_problem(&e)),
+            )
         })?;
         let constraints = PoolConstraints::new(0, pool_size.max(1))
             .ok_or_else(|| StoreError::backend(BACKEND, "invalid pool size"))?;
         let opts = OptsBuilder::from_opts(opts)
             .client_found_rows(true)
             .pool_opts(PoolOpts::default().with_constraints(constraints))
-            .tcp_keepalive(Some(u32::try_from(timeouts.query.as_millis()).unwrap_or(u32::MAX)));
+            .tcp_keepalive(Some(
+                u32::try_from(timeouts.query.as_millis()).unwrap_or(u32::MAX),
+            ));
+        let opts = match tls {
+            Tls::Driver => opts,
+            Tls::Off => opts.ssl_opts(None),
+            Tls::On(ssl) => opts.ssl_opts(Some(ssl)),
+        };
         let store = Self::with_pool(Pool::new(opts), table, timeouts)?;
         drop(store.conn().await?);
         Ok(store)
@@ -316,6 +331,124 @@ impl MysqlStore {
     }
 }
 
+/// What a URL says about TLS.
+#[derive(Debug)]
+enum Tls {
+    /// No `ssl-mode`: the driver's own parameters (`require_ssl`, …) decide.
+    Driver,
+    /// `ssl-mode=DISABLED`.
+    Off,
+    /// Encrypted, checked as the mode says.
+    On(SslOpts),
+}
+
+/// Takes MySQL's client TLS options out of a URL's query string, as
+/// `mysql --ssl-mode/--ssl-ca` and Django's `OPTIONS["ssl"]` users write them:
+/// `ssl-mode` (or `ssl_mode`, `sslmode`) = `DISABLED`, `REQUIRED`
+/// (encrypted, certificate not checked unless a CA is given, as MySQL's
+/// client does), `VERIFY_CA` and `VERIFY_IDENTITY` (chain and host name:
+/// see below); libpq's `disable`, `require`, `verify-ca`, `verify-full` mean
+/// the same. `ssl-ca` (or `ssl_ca`, `sslrootcert`) = a PEM file of the CA to
+/// trust (instead of the built-in web roots). `PREFERRED` is refused: this
+/// driver cannot fall back to plain text, and a silent downgrade is what
+/// the setting is for avoiding.
+fn take_tls_from_url(url: &str) -> Result<(String, Tls), StoreError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), Tls::Driver));
+    };
+    let (mut mode, mut ca): (Option<String>, Option<String>) = (None, None);
+    let mut kept: Vec<&str> = Vec::new();
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match name {
+            "ssl-mode" | "ssl_mode" | "sslmode" => &mut mode,
+            "ssl-ca" | "ssl_ca" | "sslrootcert" => &mut ca,
+            _ => {
+                if !pair.is_empty() {
+                    kept.push(pair);
+                }
+                continue;
+            }
+        };
+        if slot.is_some() {
+            return Err(StoreError::backend(
+                BACKEND,
+                format_args!("URL parameter {name} is given twice"),
+            ));
+        }
+        *slot = Some(percent_decode(value).ok_or_else(|| {
+            StoreError::backend(BACKEND, format_args!("URL parameter {name}: bad escape"))
+        })?);
+    }
+    let rest = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    let verify = |ssl: SslOpts, ca: Option<String>| match ca {
+        // Only the given CA: the built-in web roots would accept any public certificate.
+        Some(path) => ssl
+            .with_root_certs(vec![std::path::PathBuf::from(path).into()])
+            .with_disable_built_in_roots(true),
+        None => ssl,
+    };
+    let tls = match mode.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        None if ca.is_none() => Tls::Driver,
+        Some("DISABLED" | "DISABLE") if ca.is_none() => Tls::Off,
+        Some("REQUIRED" | "REQUIRE") if ca.is_none() => Tls::On(
+            SslOpts::default()
+                .with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true),
+        ),
+        // A CA given with REQUIRED (or alone) checks the chain, as MySQL's
+        // client does. VERIFY_CA checks the host name too: the driver's
+        // "skip the host name" switch does not recognise current rustls'
+        // name-mismatch error, so it cannot be honoured; stricter, never laxer.
+        None
+        | Some(
+            "REQUIRED" | "REQUIRE" | "VERIFY_CA" | "VERIFY-CA" | "VERIFY_IDENTITY" | "VERIFY-FULL",
+        ) => Tls::On(verify(SslOpts::default(), ca)),
+        Some("DISABLED" | "DISABLE") => {
+            return Err(StoreError::backend(
+                BACKEND,
+                "ssl-mode=DISABLED with ssl-ca: say which one you mean",
+            ))
+        }
+        Some("PREFERRED" | "PREFER") => {
+            return Err(StoreError::backend(
+                BACKEND,
+                "ssl-mode=PREFERRED is not supported (no silent fall back to plain text): \
+                 use REQUIRED, VERIFY_CA, VERIFY_IDENTITY or DISABLED",
+            ))
+        }
+        Some(_) => {
+            return Err(StoreError::backend(
+                BACKEND,
+                "unknown ssl-mode: use DISABLED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY",
+            ))
+        }
+    };
+    Ok((rest, tls))
+}
+
+/// `%XX` escapes decoded (a path in a URL); `None` for a bad escape or non-UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// `mariadb://` and `mysql2://` (dj-database-url's spellings) as `mysql://`.
 fn normalize_scheme(url: &str) -> String {
     for alias in ["mariadb://", "mysql2://"] {
@@ -392,12 +525,9 @@ fn from_value(v: Value) -> Result<OffsetDateTime, StoreError> {
     let bad = || StoreError::backend(BACKEND, "unreadable expire_date value");
     match v {
         Value::Date(y, mo, d, h, mi, s, us) => {
-            let date = Date::from_calendar_date(
-                i32::from(y),
-                Month::try_from(mo).map_err(|_| bad())?,
-                d,
-            )
-            .map_err(|_| bad())?;
+            let date =
+                Date::from_calendar_date(i32::from(y), Month::try_from(mo).map_err(|_| bad())?, d)
+                    .map_err(|_| bad())?;
             let time = Time::from_hms_micro(h, mi, s, us).map_err(|_| bad())?;
             Ok(PrimitiveDateTime::new(date, time).assume_utc())
         }
@@ -464,9 +594,7 @@ impl Store for MysqlStore {
                 Ok(())
             }
             .await;
-            let _ = conn
-                .exec_drop("SELECT RELEASE_LOCK(?)", (&lock,))
-                .await;
+            let _ = conn.exec_drop("SELECT RELEASE_LOCK(?)", (&lock,)).await;
             outcome
         })
     }
@@ -621,8 +749,7 @@ impl Store for MysqlStore {
         args.push(Value::from(u64::try_from(limit).unwrap_or(u64::MAX)));
         sql.push_str(" ORDER BY session_key LIMIT ?");
         timed!(self, conn, {
-            let rows: Vec<(String, String, Value)> =
-                conn.exec(&sql, args).await.map_err(my_err)?;
+            let rows: Vec<(String, String, Value)> = conn.exec(&sql, args).await.map_err(my_err)?;
             rows.into_iter().map(record).collect()
         })
     }
@@ -703,6 +830,43 @@ mod tests {
             datetime!(2030-01-02 03:04:05.000007 UTC)
         );
         assert!(from_value(Value::Int(3)).is_err());
+    }
+
+    #[test]
+    fn tls_parameters_are_taken_out_of_the_url() {
+        let (rest, tls) = take_tls_from_url("mysql://u@h/db?a=1&ssl-mode=required&b=2").unwrap();
+        assert_eq!(rest, "mysql://u@h/db?a=1&b=2");
+        assert!(matches!(tls, Tls::On(ref o) if o.accept_invalid_certs()));
+        let (rest, tls) =
+            take_tls_from_url("mysql://u@h/db?ssl_mode=VERIFY_IDENTITY&ssl-ca=%2Ftmp%2Fca.pem")
+                .unwrap();
+        assert_eq!(rest, "mysql://u@h/db");
+        let Tls::On(o) = tls else { panic!("{tls:?}") };
+        assert!(!o.accept_invalid_certs() && !o.skip_domain_validation());
+        assert!(o.disable_built_in_roots());
+        let (_, tls) = take_tls_from_url("mysql://u@h/db?sslrootcert=ca.pem").unwrap();
+        assert!(
+            matches!(tls, Tls::On(ref o) if !o.skip_domain_validation() && !o.accept_invalid_certs())
+        );
+        assert!(matches!(
+            take_tls_from_url("mysql://u@h/db?sslmode=disable")
+                .unwrap()
+                .1,
+            Tls::Off
+        ));
+        assert!(matches!(
+            take_tls_from_url("mysql://u@h/db?require_ssl=true").unwrap(),
+            (ref r, Tls::Driver) if r == "mysql://u@h/db?require_ssl=true"
+        ));
+        for bad in [
+            "mysql://u@h/db?ssl-mode=PREFERRED",
+            "mysql://u@h/db?ssl-mode=maybe",
+            "mysql://u@h/db?ssl-mode=REQUIRED&sslmode=REQUIRED",
+            "mysql://u@h/db?ssl-mode=DISABLED&ssl-ca=x",
+            "mysql://u@h/db?ssl-ca=%zz",
+        ] {
+            assert!(take_tls_from_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -109,8 +109,7 @@ pub async fn open_store(url: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>
     {
         #[cfg(feature = "mysql")]
         {
-            let store =
-                crate::mysql::MysqlStore::connect(url, &opts.table, opts.pool_size).await?;
+            let store = crate::mysql::MysqlStore::connect(url, &opts.table, opts.pool_size).await?;
             return Ok(Arc::new(store));
         }
         #[cfg(not(feature = "mysql"))]

@@ -161,7 +161,10 @@ async fn compare_and_swap_is_byte_exact_under_a_case_insensitive_collation() {
         .await
         .unwrap();
     assert_eq!(many, vec![false, true]);
-    assert_eq!(store.load(&k1, now()).await.unwrap().unwrap().data, "abc:Sig");
+    assert_eq!(
+        store.load(&k1, now()).await.unwrap().unwrap().data,
+        "abc:Sig"
+    );
     assert_eq!(store.load(&k2, now()).await.unwrap().unwrap().data, "n2");
 }
 

@@ -38,8 +38,6 @@ use crate::store::{
     StorageOrder, Store, StoreError, Swap, UserTable,
 };
 
-
-
 use crate::datetime::{compare_datetime, django_datetime, parse_datetime};
 
 const BACKEND: &str = "sqlite";
