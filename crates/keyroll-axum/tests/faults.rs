@@ -411,8 +411,12 @@ impl keyroll_store::Store for CutAfterCreate {
     ) -> Result<Vec<keyroll_store::SessionRecord>, StoreError> {
         self.inner.scan(range, after, limit).await
     }
-    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.inner.purge_expired(now).await
+    async fn purge_expired_batch(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        self.inner.purge_expired_batch(now, limit).await
     }
 }
 

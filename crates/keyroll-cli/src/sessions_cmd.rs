@@ -106,10 +106,51 @@ fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
         .then(|| path.into())
 }
 
+/// How much of the table a census or resign walks, and how fast.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct WalkArgs {
+    /// Read expired rows too (by default they are counted through the
+    /// index, not read).
+    #[arg(long)]
+    include_expired: bool,
+    /// Only shard K of N (e.g. 2/8): N hosts or processes split one table
+    /// by key without overlap; each shard can be run again to finish it.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
+    /// At most this many rows a second, all workers together.
+    #[arg(long, value_name = "ROWS_PER_SECOND", value_parser = clap::value_parser!(u64).range(1..))]
+    max_rate: Option<u64>,
+}
+
+/// `K/N` with 1 <= K <= N <= 46656.
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("{s:?} is not a shard: write K/N with 1 <= K <= N <= 46656, e.g. 2/8");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (usize, usize) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    keyroll_store::KeyRange::shard(k, n).ok_or_else(bad)?;
+    Ok((k, n))
+}
+
+impl WalkArgs {
+    fn apply(&self, opts: BulkOptions) -> BulkOptions {
+        BulkOptions {
+            include_expired: self.include_expired,
+            shard: self.shard,
+            max_rate: self.max_rate,
+            ..opts
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct CensusArgs {
     #[command(flatten)]
     table: TableArgs,
+    #[command(flatten)]
+    walk: WalkArgs,
     #[command(flatten)]
     keys: KeySource,
     /// Users table (columns id, password): rows whose login hash needs a key
@@ -135,6 +176,8 @@ pub(crate) struct ResignArgs {
     #[command(flatten)]
     table: TableArgs,
     #[command(flatten)]
+    walk: WalkArgs,
+    #[command(flatten)]
     keys: KeySource,
     /// Users table (columns id, password) for re-hashing `_auth_user_hash`
     /// (default auth_user with --django).
@@ -158,6 +201,12 @@ pub(crate) struct ResignArgs {
 pub(crate) struct PurgeArgs {
     #[command(flatten)]
     table: TableArgs,
+    /// Expired rows deleted per statement (each its own short transaction).
+    #[arg(long, default_value_t = keyroll_store::PURGE_BATCH, value_name = "N")]
+    batch: usize,
+    /// At most this many rows deleted a second.
+    #[arg(long, value_name = "ROWS_PER_SECOND", value_parser = clap::value_parser!(u64).range(1..))]
+    max_rate: Option<u64>,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -167,16 +216,47 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// A progress bar on stderr when it is a terminal; nothing otherwise.
-fn progress(what: &'static str) -> (Option<ProgressBar>, Option<Progress>) {
+/// A progress bar on stderr when it is a terminal; nothing otherwise. With
+/// the number of rows to expect (counted through the store's index), it
+/// shows how far, how fast and how long is left.
+async fn progress(
+    what: &'static str,
+    store: &dyn Store,
+    opts: &BulkOptions,
+) -> (Option<ProgressBar>, Option<Progress>) {
     if !std::io::stderr().is_terminal() {
         return (None, None);
     }
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg}: {human_pos} rows ({per_sec}, {elapsed})")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
+    let expected = match opts.scope() {
+        Ok(scope) => store
+            .count_rows(&scope, OffsetDateTime::now_utc())
+            .await
+            .ok()
+            .map(|c| c.live + if opts.include_expired { c.expired } else { 0 }),
+        Err(_) => None,
+    };
+    let bar = match expected {
+        Some(n) => {
+            let bar = ProgressBar::new(n);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg}: {human_pos}/{human_len} rows [{wide_bar}] {per_sec}, ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        }
+        None => {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {msg}: {human_pos} rows ({per_sec}, {elapsed})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar
+        }
+    };
     bar.set_message(what);
     bar.enable_steady_tick(Duration::from_millis(120));
     let b = bar.clone();
@@ -282,14 +362,14 @@ pub(crate) fn census(args: CensusArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let census = rt.block_on(async {
         let store = args.table.open().await?;
-        let opts = BulkOptions {
+        let opts = args.walk.apply(BulkOptions {
             salt: args.table.salt.clone(),
             batch: args.batch,
             jobs: args.jobs,
             users: users_table.map(Users::Table),
             ..BulkOptions::default()
-        };
-        let (bar, progress) = progress("census");
+        });
+        let (bar, progress) = progress("census", store.as_ref(), &opts).await;
         let c =
             keyroll_store::census(store, &ring, &opts, OffsetDateTime::now_utc(), progress).await;
         if let Some(bar) = bar {
@@ -341,19 +421,21 @@ pub(crate) fn resign(args: ResignArgs) -> anyhow::Result<ExitCode> {
     ));
     let summary = rt.block_on(async {
         let store = args.table.open().await?;
-        let opts = BulkOptions {
+        let opts = args.walk.apply(BulkOptions {
             salt: args.table.salt.clone(),
             batch: args.batch,
             jobs: args.jobs,
             dry_run: args.dry_run,
             users: users_table.map(Users::Table),
             tally: Some(Arc::clone(&tally)),
-        };
-        let (bar, progress) = progress(if args.dry_run {
+            ..BulkOptions::default()
+        });
+        let what = if args.dry_run {
             "resign (dry run)"
         } else {
             "resign"
-        });
+        };
+        let (bar, progress) = progress(what, store.as_ref(), &opts).await;
         let run = keyroll_store::resign(store, &ring, &opts, OffsetDateTime::now_utc(), progress);
         // Ctrl-C: stop, and say what was done (every batch counted was
         // written); a rerun finishes the job.
@@ -382,11 +464,48 @@ pub(crate) fn resign(args: ResignArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) fn purge(args: PurgeArgs) -> anyhow::Result<ExitCode> {
+    if args.batch == 0 || args.batch > 1_000_000 {
+        anyhow::bail!("--batch must be between 1 and 1000000");
+    }
     let rt = runtime()?;
-    let n = rt.block_on(async {
+    let purged = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let outcome = rt.block_on(async {
         let store = args.table.open().await?;
-        anyhow::Ok(store.purge_expired(OffsetDateTime::now_utc()).await?)
+        let now = OffsetDateTime::now_utc();
+        let opts = BulkOptions {
+            include_expired: true,
+            ..BulkOptions::default()
+        };
+        let (bar, progress) = progress("purge", store.as_ref(), &opts).await;
+        if let Some(bar) = &bar {
+            // The bar counts expired rows: they are what goes.
+            if let Ok(c) = store.count_rows(&keyroll_store::KeyRange::all(), now).await {
+                bar.set_length(c.expired);
+            }
+        }
+        let run = keyroll_store::purge(
+            store.as_ref(),
+            now,
+            args.batch,
+            args.max_rate,
+            Arc::clone(&purged),
+            progress,
+        );
+        // Ctrl-C: stop between batches; what was deleted is said.
+        let r = tokio::select! {
+            r = run => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        anyhow::Ok(r.transpose()?)
     })?;
+    let n = purged.load(std::sync::atomic::Ordering::Relaxed);
+    if outcome.is_none() {
+        outln!("interrupted: purged {n} expired sessions");
+        return Ok(ExitCode::from(130));
+    }
     outln!("purged {n} expired sessions");
     Ok(ExitCode::SUCCESS)
 }

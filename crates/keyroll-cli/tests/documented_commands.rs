@@ -1128,7 +1128,12 @@ fn readme_rust_version_is_the_declared_one_and_no_dependency_needs_a_newer_one()
         .iter()
         .map(|n| n["id"].as_str().unwrap())
         .collect();
-    let version = |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap()).collect() };
+    // "1.89" and "1.89.0" are the same version: compare three components.
+    let version = |v: &str| -> Vec<u64> {
+        let mut parts: Vec<u64> = v.split('.').map(|p| p.parse().unwrap()).collect();
+        parts.resize(3, 0);
+        parts
+    };
     let max = version(&declared);
     let newer: Vec<String> = meta["packages"]
         .as_array()

@@ -1,9 +1,15 @@
 //! Census and bulk re-signing of a whole session table.
 //!
-//! Both walk the table in key order, in batches, with a cursor: memory stays
-//! flat however large the table. `resign` writes with compare-and-swap, so it
-//! never overwrites a row a user changed meanwhile, and it is idempotent:
-//! killed at any moment and run again, it finishes the job.
+//! Both walk the table in batches with a cursor (in storage order where the
+//! store has one, else key order): memory stays flat however large the
+//! table. They walk only live rows (most of a real session table is expired
+//! rows nobody purged) and count the expired ones through the store's index,
+//! unless asked to walk everything. `resign` writes with compare-and-swap, so
+//! it never overwrites a row a user changed meanwhile, and it is idempotent:
+//! killed at any moment and run again, it finishes the job. `--jobs` workers
+//! split the rows between them (positions in storage order, else key
+//! ranges); `--shard K/N` takes one of N fixed key ranges, so N hosts split
+//! one table without overlap; `max_rate` throttles all workers together.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -34,6 +40,27 @@ pub struct BulkOptions {
     /// [`resign`]'s running total, added to after every batch is written:
     /// what an interrupted run had done (at least) when it was stopped.
     pub tally: Option<Arc<std::sync::Mutex<ResignSummary>>>,
+    /// Walk expired rows too (by default they are counted, not read).
+    pub include_expired: bool,
+    /// Only shard `k` of `n` (1-based; see [`KeyRange::shard`]).
+    pub shard: Option<(usize, usize)>,
+    /// At most this many rows a second, over all workers together.
+    pub max_rate: Option<u64>,
+}
+
+impl BulkOptions {
+    /// The keys this run covers: the shard, or every key.
+    ///
+    /// # Errors
+    /// [`StoreError::Unsupported`] for a shard that is not `1 <= k <= n <= 46656`.
+    pub fn scope(&self) -> Result<KeyRange, StoreError> {
+        match self.shard {
+            None => Ok(KeyRange::all()),
+            Some((k, n)) => KeyRange::shard(k, n).ok_or(StoreError::Unsupported(
+                "a shard is K/N with 1 <= K <= N <= 46656",
+            )),
+        }
+    }
 }
 
 /// Where [`resign`] finds users' current password hashes.
@@ -54,6 +81,9 @@ impl Default for BulkOptions {
             dry_run: false,
             users: None,
             tally: None,
+            include_expired: false,
+            shard: None,
+            max_rate: None,
         }
     }
 }
@@ -150,21 +180,24 @@ pub async fn census(
     let codec = Arc::new(SessionCodec::with_salt(ring, &opts.salt, None));
     let auth = Arc::new(SessionAuthHash::new(ring));
     let progress = progress.unwrap_or_else(no_progress);
+    let walk = Walk::plan(store.as_ref(), opts, now).await?;
     let mut tasks = tokio::task::JoinSet::new();
-    for range in KeyRange::split(opts.jobs) {
-        let (store, codec, auth, progress, batch, users) = (
+    for span in walk.spans.clone() {
+        let (store, codec, auth, progress, batch, users, walk) = (
             Arc::clone(&store),
             Arc::clone(&codec),
             Arc::clone(&auth),
             Arc::clone(&progress),
             opts.batch.max(1),
             opts.users.clone(),
+            walk.clone(),
         );
         tasks.spawn(async move {
             let mut per_key: HashMap<KeyId, u64> = HashMap::new();
             let (mut unverifiable, mut expired) = (0u64, 0u64);
-            let mut pager = Pager::new(range);
+            let mut pager = Pager::new(span, walk.live_at);
             loop {
+                walk.admit(batch).await;
                 let rows = pager.next(store.as_ref(), batch).await?;
                 if rows.is_empty() {
                     break;
@@ -230,7 +263,10 @@ pub async fn census(
         });
     }
     let mut per_key: HashMap<KeyId, u64> = HashMap::new();
-    let mut census = Census::default();
+    let mut census = Census {
+        expired: walk.expired_uncounted,
+        ..Census::default()
+    };
     while let Some(joined) = tasks.join_next().await {
         let (k, u, e) = joined.map_err(|_| StoreError::Task("census: a worker task failed"))??;
         for (id, n) in k {
@@ -266,19 +302,30 @@ pub async fn resign(
     let codec = Arc::new(SessionCodec::with_salt(ring, &opts.salt, None));
     let auth = Arc::new(SessionAuthHash::new(ring));
     let progress = progress.unwrap_or_else(no_progress);
+    let walk = Walk::plan(store.as_ref(), opts, now).await?;
     let mut tasks = tokio::task::JoinSet::new();
-    for range in KeyRange::split(opts.jobs) {
+    for span in walk.spans.clone() {
         let worker = Worker {
             store: Arc::clone(&store),
             codec: Arc::clone(&codec),
             auth: Arc::clone(&auth),
             opts: opts.clone(),
             now,
+            walk: walk.clone(),
         };
         let progress = Arc::clone(&progress);
-        tasks.spawn(async move { worker.run(range, progress).await });
+        tasks.spawn(async move { worker.run(span, progress).await });
     }
-    let mut total = ResignSummary::default();
+    let mut total = ResignSummary {
+        expired: walk.expired_uncounted,
+        ..ResignSummary::default()
+    };
+    if let Some(tally) = &opts.tally {
+        tally
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .expired += walk.expired_uncounted;
+    }
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
         match joined
@@ -297,23 +344,176 @@ pub async fn resign(
     }
 }
 
-/// Walks a key range in batches: in the store's own storage order when it
-/// has one and the range is the whole table (sequential pages), else in key
-/// order with a key cursor.
+/// Deletes the rows expired at `now`, `batch` at a time (each batch one
+/// short statement or transaction: the live site is never locked out for
+/// long), at most `max_rate` rows a second; `purged` counts what is deleted
+/// as it goes (what an interrupted purge had done), `progress` is told after
+/// every batch. Memory stays flat however many rows go.
+///
+/// # Errors
+/// [`StoreError`] when the store fails; what was deleted before stays deleted.
+pub async fn purge(
+    store: &dyn Store,
+    now: OffsetDateTime,
+    batch: usize,
+    max_rate: Option<u64>,
+    purged: Arc<std::sync::atomic::AtomicU64>,
+    progress: Option<Progress>,
+) -> Result<u64, StoreError> {
+    let batch = batch.max(1);
+    let throttle = max_rate.map(Throttle::new);
+    let mut total = 0u64;
+    loop {
+        if let Some(t) = &throttle {
+            t.admit(batch as u64).await;
+        }
+        let n = store.purge_expired_batch(now, batch).await?;
+        total += n;
+        purged.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        if let Some(p) = &progress {
+            p(n);
+        }
+        if n < batch as u64 {
+            return Ok(total);
+        }
+    }
+}
+
+/// What one run walks: the workers' spans, whether expired rows are
+/// skipped, the expired rows counted instead of walked, and the throttle.
+#[derive(Clone)]
+struct Walk {
+    spans: Vec<Span>,
+    /// `Some(now)`: walk live rows only.
+    live_at: Option<OffsetDateTime>,
+    /// Expired rows of the scope, counted through the store's index (0 when
+    /// they are walked and counted one by one).
+    expired_uncounted: u64,
+    throttle: Option<Arc<Throttle>>,
+}
+
+impl Walk {
+    async fn plan(
+        store: &dyn Store,
+        opts: &BulkOptions,
+        now: OffsetDateTime,
+    ) -> Result<Self, StoreError> {
+        let scope = opts.scope()?;
+        let jobs = opts.jobs.max(1);
+        let (live_at, expired_uncounted) = if opts.include_expired {
+            (None, 0)
+        } else {
+            (Some(now), store.count_rows(&scope, now).await?.expired)
+        };
+        let stored = match (opts.shard, store.storage_order()) {
+            // Shards are key ranges: the same on every host, whatever the
+            // table's positions are when each starts.
+            (None, Some(order)) => order.stored_span().await?,
+            _ => None,
+        };
+        let spans = match stored {
+            Some((lo, hi)) => Span::stored(lo, hi, jobs),
+            None => scope
+                .split_within(jobs)
+                .into_iter()
+                .map(Span::Keys)
+                .collect(),
+        };
+        Ok(Self {
+            spans,
+            live_at,
+            expired_uncounted,
+            throttle: opts.max_rate.map(|r| Arc::new(Throttle::new(r))),
+        })
+    }
+
+    /// Waits until `rows` more rows may be read under the throttle.
+    async fn admit(&self, rows: usize) {
+        if let Some(t) = &self.throttle {
+            t.admit(rows as u64).await;
+        }
+    }
+}
+
+/// A worker's part of the table.
+#[derive(Clone, Debug)]
+enum Span {
+    /// A key range, walked in key order.
+    Keys(KeyRange),
+    /// Positions in storage order after `after` up to `until` inclusive
+    /// (`None`: open); the last span is open, so rows inserted during the
+    /// run are walked too.
+    Stored {
+        after: Option<i64>,
+        until: Option<i64>,
+    },
+}
+
+impl Span {
+    /// `[lo, hi]` in `jobs` consecutive spans, the first and last open.
+    fn stored(lo: i64, hi: i64, jobs: usize) -> Vec<Span> {
+        let width = i128::from(hi) - i128::from(lo) + 1;
+        let jobs = i128::try_from(jobs).unwrap_or(1).clamp(1, width.max(1));
+        let mut out = Vec::new();
+        let mut after = None;
+        for i in 1..jobs {
+            let b = i128::from(lo) - 1 + width * i / jobs;
+            let until = i64::try_from(b).ok();
+            out.push(Span::Stored { after, until });
+            after = until;
+        }
+        out.push(Span::Stored { after, until: None });
+        out
+    }
+}
+
+/// All workers together read at most `rate` rows a second: a batch waits
+/// until the rows before it were due.
+struct Throttle {
+    rate: f64,
+    start: tokio::time::Instant,
+    admitted: std::sync::Mutex<u64>,
+}
+
+impl Throttle {
+    fn new(rate: u64) -> Self {
+        Self {
+            rate: rate.max(1) as f64,
+            start: tokio::time::Instant::now(),
+            admitted: std::sync::Mutex::new(0),
+        }
+    }
+
+    async fn admit(&self, rows: u64) {
+        let before = {
+            let mut n = self
+                .admitted
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let before = *n;
+            *n += rows;
+            before
+        };
+        let due = self.start + std::time::Duration::from_secs_f64(before as f64 / self.rate);
+        tokio::time::sleep_until(due).await;
+    }
+}
+
+/// Walks a span in batches, live rows only when `live_at` is given.
 struct Pager {
-    range: KeyRange,
-    started: bool,
-    stored: Option<i64>,
-    after: Option<String>,
+    span: Span,
+    live_at: Option<OffsetDateTime>,
+    key_cursor: Option<String>,
+    position: Option<i64>,
 }
 
 impl Pager {
-    fn new(range: KeyRange) -> Self {
+    fn new(span: Span, live_at: Option<OffsetDateTime>) -> Self {
         Self {
-            range,
-            started: false,
-            stored: None,
-            after: None,
+            span,
+            live_at,
+            key_cursor: None,
+            position: None,
         }
     }
 
@@ -322,37 +522,30 @@ impl Pager {
         store: &dyn Store,
         batch: usize,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        if !self.started {
-            self.started = true;
-            if self.range == KeyRange::all() {
-                if let Some((rows, cursor)) = match store.storage_order() {
-                    Some(order) => order.scan_stored(None, batch).await?,
-                    None => None,
-                } {
-                    self.stored = Some(cursor);
-                    return Ok(rows);
+        match &self.span {
+            Span::Keys(range) => {
+                let after = self.key_cursor.as_deref();
+                let rows = match self.live_at {
+                    Some(now) => store.scan_live(range, after, batch, now).await?,
+                    None => store.scan(range, after, batch).await?,
+                };
+                if let Some(last) = rows.last() {
+                    self.key_cursor = Some(last.key.clone());
                 }
+                Ok(rows)
+            }
+            Span::Stored { after, until } => {
+                let order = store
+                    .storage_order()
+                    .ok_or(StoreError::Unsupported("this store has no storage order"))?;
+                let from = self.position.or(*after);
+                let (rows, last) = order.scan_stored(from, *until, batch, self.live_at).await?;
+                if last.is_some() {
+                    self.position = last;
+                }
+                Ok(rows)
             }
         }
-        if let Some(cursor) = self.stored {
-            let order = store
-                .storage_order()
-                .ok_or(StoreError::Unsupported("this store has no storage order"))?;
-            return Ok(match order.scan_stored(Some(cursor), batch).await? {
-                Some((rows, next)) => {
-                    self.stored = Some(next);
-                    rows
-                }
-                None => Vec::new(),
-            });
-        }
-        let rows = store
-            .scan(&self.range, self.after.as_deref(), batch)
-            .await?;
-        if let Some(last) = rows.last() {
-            self.after = Some(last.key.clone());
-        }
-        Ok(rows)
     }
 }
 
@@ -387,14 +580,16 @@ struct Worker {
     auth: Arc<SessionAuthHash>,
     opts: BulkOptions,
     now: OffsetDateTime,
+    walk: Walk,
 }
 
 impl Worker {
-    async fn run(&self, range: KeyRange, progress: Progress) -> Result<ResignSummary, StoreError> {
+    async fn run(&self, span: Span, progress: Progress) -> Result<ResignSummary, StoreError> {
         let batch = self.opts.batch.max(1);
         let mut summary = ResignSummary::default();
-        let mut pager = Pager::new(range);
+        let mut pager = Pager::new(span, self.walk.live_at);
         loop {
+            self.walk.admit(batch).await;
             let rows = pager.next(self.store.as_ref(), batch).await?;
             let mut b = ResignSummary::default();
             if rows.is_empty() {

@@ -64,15 +64,16 @@ mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub use bulk::{census, resign, BulkOptions, Census, Progress, ResignSummary, Users};
+pub use bulk::{census, purge, resign, BulkOptions, Census, Progress, ResignSummary, Users};
 pub use engine::{
     EngineAt, FixedRing, LoadOutcome, LoadedSession, PreparedRing, Refresh, RingSource, Saved,
     SessionEngine, StatsSnapshot,
 };
 pub use memory::MemoryStore;
 pub use store::{
-    check_table_name, is_valid_session_key, new_session_key, KeyRange, SessionRecord, StorageOrder,
-    Store, StoreError, Swap, UserTable, MAX_SESSION_KEY_LEN, SESSION_KEY_CHARS, SESSION_KEY_LEN,
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, RowCounts, SessionRecord,
+    StorageOrder, Store, StoreError, Swap, UserTable, MAX_SESSION_KEY_LEN, PURGE_BATCH,
+    SESSION_KEY_CHARS, SESSION_KEY_LEN,
 };
 pub use timeouts::Timeouts;
 pub use url::{open_store, StoreOptions, DEFAULT_REDIS_PREFIX, DEFAULT_TABLE, DJANGO_TABLE};

@@ -171,10 +171,21 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn purge_expired_batch(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
         let mut rows = self.rows();
-        let before = rows.len();
-        rows.retain(|_, (_, exp)| *exp > now);
-        Ok((before - rows.len()) as u64)
+        let doomed: Vec<String> = rows
+            .iter()
+            .filter(|(_, (_, exp))| *exp <= now)
+            .map(|(k, _)| k.clone())
+            .take(limit)
+            .collect();
+        for k in &doomed {
+            rows.remove(k);
+        }
+        Ok(doomed.len() as u64)
     }
 }

@@ -35,16 +35,14 @@ use mysql_async::{
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::store::{
-    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, SessionRecord, Store,
-    StoreError, Swap, UserTable,
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, RowCounts,
+    SessionRecord, Store, StoreError, Swap, UserTable,
 };
 use crate::timeouts::Timeouts;
 
 const BACKEND: &str = "mysql";
 /// Fresh keys tried by `create` before giving up.
 const CREATE_ATTEMPTS: usize = 10;
-/// Expired rows deleted per statement by `purge_expired`.
-const PURGE_CHUNK: u64 = 5000;
 /// Rows per statement in a batch of compare-and-swaps or an id lookup
 /// (three placeholders a row stays far below MySQL's 65,535).
 const CHUNK: usize = 1000;
@@ -119,7 +117,7 @@ impl Sql {
                 "UPDATE {t} SET session_data = ? WHERE session_key = ? \
                  AND CAST(session_data AS BINARY) = CAST(? AS BINARY)"
             ),
-            purge: format!("DELETE FROM {t} WHERE expire_date <= ? LIMIT {PURGE_CHUNK}"),
+            purge: format!("DELETE FROM {t} WHERE expire_date <= ? LIMIT ?"),
             select: format!("SELECT session_key, session_data, expire_date FROM {t}"),
             quoted: t,
         }
@@ -308,6 +306,52 @@ impl MysqlStore {
             }
             tx.commit().await.map_err(my_err)?;
             Ok(applied)
+        })
+    }
+
+    /// A key-order scan page, live rows only when `live_at` is given.
+    async fn scan_where(
+        &self,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+        live_at: Option<OffsetDateTime>,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (lower, upper) = range.page_bounds(after);
+        let mut sql = self.sql.select.clone();
+        let mut args: Vec<Value> = Vec::with_capacity(4);
+        let mut clauses = Vec::with_capacity(3);
+        if let Some(now) = live_at {
+            args.push(to_value(now));
+            clauses.push("expire_date > ?");
+        }
+        match lower {
+            Lower::None => {}
+            Lower::After(k) => {
+                args.push(Value::from(k));
+                clauses.push("session_key > ?");
+            }
+            Lower::From(k) => {
+                args.push(Value::from(k));
+                clauses.push("session_key >= ?");
+            }
+        }
+        if let Some(end) = upper {
+            args.push(Value::from(end));
+            clauses.push("session_key < ?");
+        }
+        if !clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&clauses.join(" AND "));
+        }
+        args.push(Value::from(u64::try_from(limit).unwrap_or(u64::MAX)));
+        sql.push_str(" ORDER BY session_key LIMIT ?");
+        timed!(self, conn, {
+            let rows: Vec<(String, String, Value)> = conn.exec(&sql, args).await.map_err(my_err)?;
+            rows.into_iter().map(record).collect()
         })
     }
 
@@ -720,56 +764,62 @@ impl Store for MysqlStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let (lower, upper) = range.page_bounds(after);
-        let mut sql = self.sql.select.clone();
-        let mut args: Vec<Value> = Vec::with_capacity(3);
-        let mut clauses = Vec::with_capacity(2);
-        match lower {
-            Lower::None => {}
-            Lower::After(k) => {
-                args.push(Value::from(k));
-                clauses.push("session_key > ?");
-            }
-            Lower::From(k) => {
-                args.push(Value::from(k));
-                clauses.push("session_key >= ?");
-            }
-        }
-        if let Some(end) = upper {
-            args.push(Value::from(end));
-            clauses.push("session_key < ?");
-        }
-        if !clauses.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&clauses.join(" AND "));
-        }
-        args.push(Value::from(u64::try_from(limit).unwrap_or(u64::MAX)));
-        sql.push_str(" ORDER BY session_key LIMIT ?");
+        self.scan_where(range, after, limit, None).await
+    }
+
+    async fn scan_live(
+        &self,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.scan_where(range, after, limit, Some(now)).await
+    }
+
+    async fn count_rows(
+        &self,
+        range: &KeyRange,
+        now: OffsetDateTime,
+    ) -> Result<RowCounts, StoreError> {
+        // The whole table: each count a covering range scan of the expire_date index.
+        let keys = "(? IS NULL OR session_key >= ?) AND (? IS NULL OR session_key < ?)";
+        let (live, expired) = (
+            format!(
+                "SELECT COUNT(*) FROM {} WHERE expire_date > ? AND {keys}",
+                self.sql.quoted
+            ),
+            format!(
+                "SELECT COUNT(*) FROM {} WHERE expire_date <= ? AND {keys}",
+                self.sql.quoted
+            ),
+        );
+        let (s, e) = (range.start.clone(), range.end.clone());
+        let args = move || (to_value(now), s.clone(), s.clone(), e.clone(), e.clone());
         timed!(self, conn, {
-            let rows: Vec<(String, String, Value)> = conn.exec(&sql, args).await.map_err(my_err)?;
-            rows.into_iter().map(record).collect()
+            let live: Option<u64> = conn.exec_first(&live, args()).await.map_err(my_err)?;
+            let expired: Option<u64> = conn.exec_first(&expired, args()).await.map_err(my_err)?;
+            Ok(RowCounts {
+                live: live.unwrap_or(0),
+                expired: expired.unwrap_or(0),
+            })
         })
     }
 
-    /// In statements of 5000 rows, each its own transaction under the query
-    /// timeout: no long lock on the live table.
-    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let mut total = 0u64;
-        loop {
-            let n = timed!(self, conn, {
-                conn.exec_drop(&self.sql.purge, (to_value(now),))
-                    .await
-                    .map_err(my_err)?;
-                Ok(conn.affected_rows())
-            })?;
-            total += n;
-            if n < PURGE_CHUNK {
-                return Ok(total);
-            }
-        }
+    /// One statement, its own transaction under the query timeout: no long
+    /// lock on the live table.
+    async fn purge_expired_batch(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+        timed!(self, conn, {
+            conn.exec_drop(&self.sql.purge, (to_value(now), limit))
+                .await
+                .map_err(my_err)?;
+            Ok(conn.affected_rows())
+        })
     }
 }
 

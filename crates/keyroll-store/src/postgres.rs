@@ -30,17 +30,14 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 use crate::store::{
-    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, SessionRecord, Store,
-    StoreError, Swap, UserTable,
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, RowCounts,
+    SessionRecord, Store, StoreError, Swap, UserTable,
 };
 use crate::timeouts::Timeouts;
 
 const BACKEND: &str = "postgres";
 /// Fresh keys tried by `create` before giving up.
 const CREATE_ATTEMPTS: usize = 10;
-/// Expired rows deleted per statement by `purge_expired` (keeps each
-/// statement well inside the query timeout on a large table).
-const PURGE_CHUNK: i64 = 5000;
 
 /// Runs `$body` (statements on `$c`, a pooled client) under the query
 /// timeout. A client whose statements timed out is closed, never handed
@@ -286,6 +283,62 @@ impl PostgresStore {
             .and_then(|m| m.get(users_table).copied())
     }
 
+    /// A key-order scan page, live rows only when `live_at` is given.
+    async fn scan_where(
+        &self,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+        live_at: Option<OffsetDateTime>,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (lower, upper) = range.page_bounds(after);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut sql = self.sql.select.clone();
+        let mut args: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(4);
+        let mut clauses = Vec::with_capacity(3);
+        if let Some(now) = &live_at {
+            args.push(now);
+            clauses.push(format!("expire_date > ${}", args.len()));
+        }
+        match &lower {
+            Lower::None => {}
+            Lower::After(k) => {
+                args.push(k);
+                clauses.push(format!("session_key > ${}", args.len()));
+            }
+            Lower::From(k) => {
+                args.push(k);
+                clauses.push(format!("session_key >= ${}", args.len()));
+            }
+        }
+        if let Some(end) = &upper {
+            args.push(end);
+            clauses.push(format!("session_key < ${}", args.len()));
+        }
+        if !clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&clauses.join(" AND "));
+        }
+        args.push(&limit);
+        sql.push_str(&format!(" ORDER BY session_key LIMIT ${}", args.len()));
+        timed!(self, client, {
+            let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
+            let rows = client.query(&stmt, &args).await.map_err(pg_err)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(SessionRecord {
+                        key: r.try_get(0).map_err(pg_err)?,
+                        data: r.try_get(1).map_err(pg_err)?,
+                        expires: r.try_get(2).map_err(pg_err)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// One swap at a time, in one transaction (for a batch that names a key twice).
     async fn swap_each(&self, swaps: &[Swap]) -> Result<Vec<bool>, StoreError> {
         timed!(self, client, {
@@ -526,70 +579,70 @@ impl Store for PostgresStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let (lower, upper) = range.page_bounds(after);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut sql = self.sql.select.clone();
-        let mut args: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(3);
-        let mut clauses = Vec::with_capacity(2);
-        match &lower {
-            Lower::None => {}
-            Lower::After(k) => {
-                args.push(k);
-                clauses.push(format!("session_key > ${}", args.len()));
-            }
-            Lower::From(k) => {
-                args.push(k);
-                clauses.push(format!("session_key >= ${}", args.len()));
-            }
-        }
-        if let Some(end) = &upper {
-            args.push(end);
-            clauses.push(format!("session_key < ${}", args.len()));
-        }
-        if !clauses.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&clauses.join(" AND "));
-        }
-        args.push(&limit);
-        sql.push_str(&format!(" ORDER BY session_key LIMIT ${}", args.len()));
+        self.scan_where(range, after, limit, None).await
+    }
+
+    async fn scan_live(
+        &self,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.scan_where(range, after, limit, Some(now)).await
+    }
+
+    async fn count_rows(
+        &self,
+        range: &KeyRange,
+        now: OffsetDateTime,
+    ) -> Result<RowCounts, StoreError> {
+        let keys =
+            "($2::text IS NULL OR session_key >= $2) AND ($3::text IS NULL OR session_key < $3)";
+        let (live, expired) = (
+            format!(
+                "SELECT count(*) FROM {} WHERE expire_date > $1 AND {keys}",
+                self.sql.quoted
+            ),
+            format!(
+                "SELECT count(*) FROM {} WHERE expire_date <= $1 AND {keys}",
+                self.sql.quoted
+            ),
+        );
+        let (start, end) = (range.start.as_deref(), range.end.as_deref());
         timed!(self, client, {
-            let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
-            let rows = client.query(&stmt, &args).await.map_err(pg_err)?;
-            rows.iter()
-                .map(|r| {
-                    Ok(SessionRecord {
-                        key: r.try_get(0).map_err(pg_err)?,
-                        data: r.try_get(1).map_err(pg_err)?,
-                        expires: r.try_get(2).map_err(pg_err)?,
-                    })
-                })
-                .collect()
+            let live: i64 = client
+                .query_one(&live, &[&now, &start, &end])
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(pg_err)?;
+            let expired: i64 = client
+                .query_one(&expired, &[&now, &start, &end])
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(pg_err)?;
+            Ok(RowCounts {
+                live: live.unsigned_abs(),
+                expired: expired.unsigned_abs(),
+            })
         })
     }
 
-    /// In statements of 5000 rows, each under the query timeout,
-    /// so a table with millions of expired rows is purged, not timed out.
-    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let mut total = 0u64;
-        loop {
-            let n = timed!(self, client, {
-                let stmt = client
-                    .prepare_cached(&self.sql.purge)
-                    .await
-                    .map_err(pg_err)?;
-                client
-                    .execute(&stmt, &[&now, &PURGE_CHUNK])
-                    .await
-                    .map_err(pg_err)
-            })?;
-            total += n;
-            if n < PURGE_CHUNK.unsigned_abs() {
-                return Ok(total);
-            }
-        }
+    /// One statement under the query timeout, so a table with millions of
+    /// expired rows is purged in short steps, not timed out.
+    async fn purge_expired_batch(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        timed!(self, client, {
+            let stmt = client
+                .prepare_cached(&self.sql.purge)
+                .await
+                .map_err(pg_err)?;
+            client.execute(&stmt, &[&now, &limit]).await.map_err(pg_err)
+        })
     }
 }
 

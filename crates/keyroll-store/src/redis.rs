@@ -37,7 +37,8 @@ use redis::{RedisError, Script, Value};
 use time::OffsetDateTime;
 
 use crate::store::{
-    is_valid_session_key, new_session_key, KeyRange, SessionRecord, Store, StoreError, Swap,
+    is_valid_session_key, new_session_key, KeyRange, RowCounts, SessionRecord, Store, StoreError,
+    Swap,
 };
 use crate::timeouts::Timeouts;
 
@@ -113,6 +114,14 @@ return out
 
 /// Deletes up to ARGV[3] sessions that expire at or before ARGV[2] (µs).
 /// KEYS: index, expiry. ARGV: prefix, now (µs), limit. Returns how many.
+/// Live and expired sessions by the expiry index: `{live, expired}`.
+static COUNT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "return {redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf'), \
+                 redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1])}",
+    )
+});
+
 static PURGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -559,20 +568,38 @@ impl Store for RedisStore {
         Ok(out)
     }
 
-    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let mut total = 0u64;
-        loop {
-            let mut inv = PURGE.prepare_invoke();
-            inv.key(&self.index)
-                .key(&self.expiry)
-                .arg(&self.prefix)
-                .arg(micros(now))
-                .arg(PURGE_CHUNK);
-            let n: u64 = self.invoke(&inv).await?;
-            total += n;
-            if n < PURGE_CHUNK as u64 {
-                return Ok(total);
-            }
+    /// The whole table counted in the expiry index (a range is walked). No
+    /// row is expired: Redis drops an expired session itself (its index
+    /// entries stay until [`Store::purge_expired`]).
+    async fn count_rows(
+        &self,
+        range: &KeyRange,
+        now: OffsetDateTime,
+    ) -> Result<RowCounts, StoreError> {
+        if *range != KeyRange::all() {
+            return crate::store::count_by_scan(self, range, now).await;
         }
+        let mut inv = COUNT.prepare_invoke();
+        inv.key(&self.expiry).arg(micros(now));
+        let (live, _stale): (u64, u64) = self.invoke(&inv).await?;
+        // Redis dropped the expired sessions themselves; what is left of
+        // them are index entries, not rows.
+        Ok(RowCounts { live, expired: 0 })
+    }
+
+    /// Index entries of expired sessions (Redis drops the sessions
+    /// themselves), in one script run of at most `limit` (and at most 1000).
+    async fn purge_expired_batch(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        let mut inv = PURGE.prepare_invoke();
+        inv.key(&self.index)
+            .key(&self.expiry)
+            .arg(&self.prefix)
+            .arg(micros(now))
+            .arg(limit.clamp(1, PURGE_CHUNK));
+        self.invoke(&inv).await
     }
 }

@@ -90,6 +90,10 @@ impl fmt::Debug for Swap {
 }
 
 /// The lower bound of a scan page (see [`KeyRange::page_bounds`]).
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+    allow(dead_code)
+)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Lower {
     /// No lower bound.
@@ -98,6 +102,38 @@ pub(crate) enum Lower {
     After(String),
     /// Keys from this one on (the range's start).
     From(String),
+}
+
+/// Session key characters in the order the databases compare them.
+const KEY_ORDER: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+/// Three-character key prefixes: 36³.
+const PREFIX_SPACE: u32 = 36 * 36 * 36;
+
+/// The three-character prefix with this index in key order.
+fn prefix_at(i: u32) -> String {
+    let digit = |d: u32| char::from(KEY_ORDER.get(d as usize % 36).copied().unwrap_or(b'0'));
+    [i / 1296, i / 36 % 36, i % 36]
+        .into_iter()
+        .map(digit)
+        .collect()
+}
+
+/// The index of a prefix of at most three key characters (padded with the
+/// first character, so "ab" is "ab0"); `None` for anything else.
+fn prefix_index(p: &str) -> Option<u32> {
+    if p.len() > 3 {
+        return None;
+    }
+    let mut i = 0u32;
+    let mut bytes = p.bytes();
+    for _ in 0..3 {
+        let d = match bytes.next() {
+            Some(b) => u32::try_from(KEY_ORDER.iter().position(|c| *c == b)?).ok()?,
+            None => 0,
+        };
+        i = i * 36 + d;
+    }
+    Some(i)
 }
 
 /// A range of session keys, `start` inclusive, `end` exclusive; `None` is open.
@@ -115,35 +151,65 @@ impl KeyRange {
         Self::default()
     }
 
-    /// Splits the key space into `n` ranges by first character (for parallel workers).
+    /// Splits the key space into `n` ranges of about equal size (for
+    /// parallel workers): session keys are random over `0-9a-z`, so equal
+    /// slices of the three-character prefixes hold about equal numbers of
+    /// rows. At most 46,656 ranges.
     pub fn split(n: usize) -> Vec<KeyRange> {
-        let n = n.clamp(1, SESSION_KEY_CHARS.len());
-        let mut sorted: Vec<u8> = SESSION_KEY_CHARS.to_vec();
-        sorted.sort_unstable();
-        let per = sorted.len().div_ceil(n);
-        let bounds: Vec<Option<String>> = (1..n)
-            .filter_map(|i| {
-                sorted
-                    .get(i * per)
-                    .map(|c| Some(char::from(*c).to_string()))
-            })
-            .collect();
-        let mut out = Vec::with_capacity(n);
-        let mut start = None;
-        for b in bounds {
+        Self::all().split_within(n)
+    }
+
+    /// Shard `k` of `n` (1-based): [`KeyRange::split`]`(n)`'s `k`-th range.
+    /// The same `k/n` names the same keys on every host and in every run, so
+    /// `n` processes split one table without overlap, and a shard run again
+    /// covers the same rows. `None` unless `1 <= k <= n <= 46,656`.
+    pub fn shard(k: usize, n: usize) -> Option<KeyRange> {
+        if k == 0 || k > n || n > PREFIX_SPACE as usize {
+            return None;
+        }
+        Self::all().split_within(n).into_iter().nth(k - 1)
+    }
+
+    /// Splits this range into `n` consecutive ranges of about equal size;
+    /// a range whose bounds are not prefixes of at most three key
+    /// characters (none that keyroll makes) is not split.
+    pub fn split_within(&self, n: usize) -> Vec<KeyRange> {
+        let (Some(lo), Some(hi)) = (
+            self.start.as_deref().map_or(Some(0), prefix_index),
+            self.end.as_deref().map_or(Some(PREFIX_SPACE), prefix_index),
+        ) else {
+            return vec![self.clone()];
+        };
+        let width = u64::from(hi.saturating_sub(lo));
+        let n = u64::try_from(n.max(1))
+            .unwrap_or(u64::MAX)
+            .min(width.max(1));
+        let mut out = Vec::new();
+        let mut start = self.start.clone();
+        for i in 1..n {
+            // lo + width·i/n, exact in u64 (width and n are at most 46,656).
+            let at = u64::from(lo) + width * i / n;
+            let end = Some(prefix_at(u32::try_from(at).unwrap_or(PREFIX_SPACE)));
             out.push(KeyRange {
                 start: start.clone(),
-                end: b.clone(),
+                end: end.clone(),
             });
-            start = b;
+            start = end;
         }
-        out.push(KeyRange { start, end: None });
+        out.push(KeyRange {
+            start,
+            end: self.end.clone(),
+        });
         out
     }
 
     /// The bounds of one scan page over this range resuming after the cursor
     /// `after`: the lower bound (the later of the range's start and the
     /// cursor) and the exclusive upper bound.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+        allow(dead_code)
+    )]
     pub(crate) fn page_bounds(&self, after: Option<&str>) -> (Lower, Option<String>) {
         let lower = match (self.start.as_deref(), after) {
             (None, None) => Lower::None,
@@ -298,8 +364,66 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
-    /// Deletes expired records; returns how many.
-    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+    /// Up to `limit` records of `range` with keys after `after`, in key
+    /// order, that are live at `now` (expiry after `now`): what census and
+    /// re-sign walk, skipping the expired rows that fill most real session
+    /// tables. The SQL stores filter in the query; the default filters
+    /// [`Store::scan`]'s pages.
+    async fn scan_live(
+        &self,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut out: Vec<SessionRecord> = Vec::new();
+        let mut cursor = after.map(str::to_owned);
+        while out.len() < limit {
+            let want = limit - out.len();
+            let page = self.scan(range, cursor.as_deref(), want).await?;
+            let full = page.len() == want;
+            if let Some(last) = page.last() {
+                cursor = Some(last.key.clone());
+            }
+            out.extend(page.into_iter().filter(|r| !r.is_expired_at(now)));
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many rows of `range` are live and how many expired (kept until
+    /// purged) at `now`. The SQL stores count through an index; the default
+    /// walks the range.
+    async fn count_rows(
+        &self,
+        range: &KeyRange,
+        now: OffsetDateTime,
+    ) -> Result<RowCounts, StoreError> {
+        count_by_scan(self, range, now).await
+    }
+
+    /// Deletes up to `limit` expired records, in one short statement or
+    /// transaction; returns how many.
+    async fn purge_expired_batch(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes every expired record, [`PURGE_BATCH`] at a time (no long lock
+    /// on a live table); returns how many.
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        loop {
+            let n = self.purge_expired_batch(now, PURGE_BATCH).await?;
+            total += n;
+            if n < PURGE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
 
     /// This store's scan in storage order, if it has one (a SQLite table
     /// with a rowid, as Django creates it): see [`StorageOrder`].
@@ -314,20 +438,65 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
     }
 }
 
+/// Counts the live and expired rows of `range` by walking it: what
+/// [`Store::count_rows`] does for a store without an index to count with.
+pub(crate) async fn count_by_scan<S: Store + ?Sized>(
+    store: &S,
+    range: &KeyRange,
+    now: OffsetDateTime,
+) -> Result<RowCounts, StoreError> {
+    let mut counts = RowCounts::default();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.scan(range, cursor.as_deref(), 1000).await?;
+        for r in &page {
+            if r.is_expired_at(now) {
+                counts.expired += 1;
+            } else {
+                counts.live += 1;
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == 1000 => cursor = Some(last.key.clone()),
+            _ => return Ok(counts),
+        }
+    }
+}
+
+/// Expired rows deleted per statement by [`Store::purge_expired`].
+pub const PURGE_BATCH: usize = 5000;
+
+/// Rows of a table, live and expired, at one instant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RowCounts {
+    /// Rows whose expiry is after the instant.
+    pub live: u64,
+    /// Rows whose expiry is at or before it, not yet purged.
+    pub expired: u64,
+}
+
 /// Bulk scans in the order rows are stored, where that differs from key
 /// order: census and re-sign then read pages sequentially instead of at
-/// random. Reached through [`Store::storage_order`].
+/// random, and parallel workers split the positions between them. Reached
+/// through [`Store::storage_order`].
 #[async_trait]
 pub trait StorageOrder: Send + Sync {
-    /// Up to `limit` records after position `cursor` (`None` to start), in
-    /// storage order (expired ones included), and the position to continue
-    /// from. `Ok(None)`: this table has no such order after all (SQLite
-    /// `WITHOUT ROWID`, keyroll's own layout); use [`Store::scan`].
+    /// The first and last position in storage order; `Ok(None)` for an
+    /// empty table or one with no such order after all (SQLite `WITHOUT
+    /// ROWID`, keyroll's own layout: use [`Store::scan`]).
+    async fn stored_span(&self) -> Result<Option<(i64, i64)>, StoreError>;
+
+    /// Up to `limit` records at positions after `after` (`None`: from the
+    /// start) and up to `until` inclusive (`None`: to the end), in storage
+    /// order, live at `live_at` only when it is given; and the position of
+    /// the last one (to continue from).
     async fn scan_stored(
         &self,
-        cursor: Option<i64>,
+        after: Option<i64>,
+        until: Option<i64>,
         limit: usize,
-    ) -> Result<Option<(Vec<SessionRecord>, i64)>, StoreError>;
+        live_at: Option<OffsetDateTime>,
+    ) -> Result<(Vec<SessionRecord>, Option<i64>), StoreError>;
 }
 
 /// The users table a SQL store can read, for re-making login hashes in bulk.
@@ -359,6 +528,42 @@ pub fn check_table_name(name: &str) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_partition_the_key_space_the_same_way_every_time() {
+        assert_eq!(KeyRange::split(1), vec![KeyRange::all()]);
+        for n in [2, 3, 7, 36, 100, 1000] {
+            let parts = KeyRange::split(n);
+            assert_eq!(parts.len(), n);
+            assert_eq!(parts.first().unwrap().start, None);
+            assert_eq!(parts.last().unwrap().end, None);
+            for w in parts.windows(2) {
+                assert_eq!(w[0].end, w[1].start, "consecutive");
+                assert!(w[0].end.as_deref().unwrap() > w[0].start.as_deref().unwrap_or(""));
+            }
+            for k in 1..=n {
+                assert_eq!(KeyRange::shard(k, n).as_ref(), parts.get(k - 1));
+            }
+            // Every key falls in exactly one part.
+            for key in ["0000", "00zz", "a1b2c3", "zzzzzz", "m", "9", "abc"] {
+                assert_eq!(
+                    parts.iter().filter(|r| r.contains(key)).count(),
+                    1,
+                    "{key} in {n}"
+                );
+            }
+        }
+        assert_eq!(KeyRange::shard(0, 3), None);
+        assert_eq!(KeyRange::shard(4, 3), None);
+        // A shard splits further, inside its own bounds.
+        let s = KeyRange::shard(2, 3).unwrap();
+        let sub = s.split_within(4);
+        assert_eq!(sub.len(), 4);
+        assert_eq!(sub.first().unwrap().start, s.start);
+        assert_eq!(sub.last().unwrap().end, s.end);
+        assert_eq!(prefix_index("ab"), prefix_index("ab0"));
+        assert_eq!(prefix_at(prefix_index("x9z").unwrap()), "x9z");
+    }
 
     #[test]
     fn page_bounds_take_the_later_of_start_and_cursor() {

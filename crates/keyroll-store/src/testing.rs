@@ -29,8 +29,8 @@ use keyroll::{KeyRing, Role, Secret, SessionCodec, SessionData};
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    is_valid_session_key, new_session_key, KeyRange, Saved, SessionEngine, SessionRecord, Store,
-    StoreError, Swap,
+    is_valid_session_key, new_session_key, KeyRange, RowCounts, Saved, SessionEngine,
+    SessionRecord, Store, StoreError, Swap,
 };
 
 // ---------------------------------------------------------------- the fixture
@@ -257,6 +257,8 @@ macro_rules! store_suite {
             scan_in_key_order_with_cursor,
             scan_ranges_partition_exactly,
             purge_expired_counts,
+            purge_in_batches,
+            scan_live_and_count_rows,
             unique_keys_over_many_creates,
             concurrent_creates,
             concurrent_cas_one_winner,
@@ -699,6 +701,91 @@ pub async fn purge_expired_counts(fx: &Fixture) {
     // `now` rules: a day later, the live ones are expired too
     assert_eq!(s.purge_expired(now + Duration::days(1)).await.unwrap(), 2);
     assert!(snapshot(s).await.is_empty());
+}
+
+/// `purge_expired_batch` deletes at most its limit, expired rows only.
+pub async fn purge_in_batches(fx: &Fixture) {
+    let s = &*fx.store;
+    let now = now();
+    for i in 0..7 {
+        s.save(&rec(
+            &new_session_key(),
+            "gone",
+            now - Duration::minutes(i + 1),
+        ))
+        .await
+        .unwrap();
+    }
+    let live = s.create("live", now + Duration::days(1)).await.unwrap();
+    if !fx.keeps_expired {
+        // Redis dropped the sessions; the batches clean its index entries.
+        while s.purge_expired_batch(now, 3).await.unwrap() > 0 {}
+        assert!(s.load(&live, now).await.unwrap().is_some());
+        return;
+    }
+    assert_eq!(s.purge_expired_batch(now, 3).await.unwrap(), 3);
+    assert_eq!(s.purge_expired_batch(now, 3).await.unwrap(), 3);
+    assert_eq!(s.purge_expired_batch(now, 3).await.unwrap(), 1);
+    assert_eq!(s.purge_expired_batch(now, 3).await.unwrap(), 0);
+    assert!(s.load(&live, now).await.unwrap().is_some());
+}
+
+/// `scan_live` pages through live rows only, in key order, within a range;
+/// `count_rows` counts live and expired rows of a range.
+pub async fn scan_live_and_count_rows(fx: &Fixture) {
+    let s = &*fx.store;
+    let now = now();
+    let mut live: Vec<String> = Vec::new();
+    let mut expired = 0u64;
+    for i in 0..40 {
+        let key = new_session_key();
+        if i % 3 == 0 {
+            s.save(&rec(&key, "old", now - Duration::hours(1)))
+                .await
+                .unwrap();
+            expired += 1;
+        } else {
+            s.save(&rec(&key, "live", now + Duration::hours(1)))
+                .await
+                .unwrap();
+            live.push(key);
+        }
+    }
+    live.sort();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = s
+            .scan_live(&KeyRange::all(), after.as_deref(), 4, now)
+            .await
+            .unwrap();
+        assert!(page.iter().all(|r| r.expires > now));
+        seen.extend(page.iter().map(|r| r.key.clone()));
+        match page.last() {
+            Some(last) if page.len() == 4 => after = Some(last.key.clone()),
+            _ => break,
+        }
+    }
+    assert_eq!(seen, live, "every live row once, in key order");
+    let counts = s.count_rows(&KeyRange::all(), now).await.unwrap();
+    assert_eq!(counts.live, live.len() as u64);
+    if fx.keeps_expired {
+        assert_eq!(counts.expired, expired);
+    } else {
+        assert_eq!(counts.expired, 0, "Redis drops expired sessions itself");
+    }
+    // Ranges: the parts add up to the whole.
+    let mut sum = RowCounts::default();
+    for r in KeyRange::split(5) {
+        let c = s.count_rows(&r, now).await.unwrap();
+        let in_range = live.iter().filter(|k| r.contains(k)).count() as u64;
+        assert_eq!(c.live, in_range, "{r:?}");
+        let page = s.scan_live(&r, None, 1000, now).await.unwrap();
+        assert_eq!(page.len() as u64, in_range, "{r:?}");
+        sum.live += c.live;
+        sum.expired += c.expired;
+    }
+    assert_eq!(sum, counts);
 }
 
 pub async fn unique_keys_over_many_creates(fx: &Fixture) {

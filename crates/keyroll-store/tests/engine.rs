@@ -37,6 +37,8 @@ macro_rules! bulk_suite {
                 auth_hashes_from_a_map_rehashed_only_when_they_verify,
                 resign_a_larger_table_in_small_batches,
                 rows_that_verify_but_do_not_decode_are_resigned_as_they_are,
+                shards_split_the_table_exactly_and_each_resumes,
+                max_rate_holds_the_rate,
             );
         }
     };
@@ -53,6 +55,10 @@ macro_rules! bulk_suite {
 
 #[cfg(feature = "sqlite")]
 bulk_suite!(sqlite, crate::common::sqlite);
+#[cfg(feature = "sqlite")]
+bulk_suite!(sqlite_django, crate::common::sqlite_django);
+#[cfg(feature = "mysql")]
+bulk_suite!(mysql, crate::common::mysql);
 #[cfg(feature = "postgres")]
 bulk_suite!(postgres, crate::common::postgres);
 #[cfg(feature = "redis")]
@@ -166,17 +172,36 @@ async fn census_counts_exactly(fx: &Fixture) {
     assert_eq!(c, want);
     assert!(!c.safe_to_retire(id(FALLBACK)));
     assert!(c.safe_to_retire(id(UNKNOWN)));
-    let total = PRIMARY_ROWS + STAGED_ROWS + FALLBACK_ROWS + UNVERIFIABLE_ROWS + expired_rows(fx);
+    let live = PRIMARY_ROWS + STAGED_ROWS + FALLBACK_ROWS + UNVERIFIABLE_ROWS;
     assert_eq!(
         progress.load(Ordering::Relaxed),
-        total,
-        "progress sees every row"
+        live,
+        "progress sees every live row; the expired ones are counted, not read"
     );
     // jobs split the work, not the counts
     let c3 = census(Arc::clone(&fx.store), &full_ring(), &opts(3, 2), now, None)
         .await
         .unwrap();
     assert_eq!(c3, want);
+    // Walking the expired rows too gives the same census, having read them all.
+    progress.store(0, Ordering::Relaxed);
+    let seen = Arc::clone(&progress);
+    let all = census(
+        Arc::clone(&fx.store),
+        &full_ring(),
+        &BulkOptions {
+            include_expired: true,
+            ..opts(2, 3)
+        },
+        now,
+        Some(Arc::new(move |n| {
+            seen.fetch_add(n, Ordering::Relaxed);
+        })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(all, want);
+    assert_eq!(progress.load(Ordering::Relaxed), live + expired_rows(fx));
 }
 
 async fn resign_is_exact_idempotent_and_keeps_expiry_and_timestamps(fx: &Fixture) {
@@ -723,8 +748,12 @@ mod cache {
         ) -> Result<Vec<SessionRecord>, StoreError> {
             self.0.scan(range, after, limit).await
         }
-        async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-            self.0.purge_expired(now).await
+        async fn purge_expired_batch(
+            &self,
+            now: OffsetDateTime,
+            limit: usize,
+        ) -> Result<u64, StoreError> {
+            self.0.purge_expired_batch(now, limit).await
         }
     }
 
@@ -926,5 +955,87 @@ async fn rows_that_verify_but_do_not_decode_are_resigned_as_they_are(fx: &Fixtur
             unverifiable: 1,
             ..ResignSummary::default()
         }
+    );
+}
+
+/// `--shard K/N`: N runs, one per shard, re-sign every row exactly once
+/// between them (the same figures as one run over the table); a shard run
+/// again finds its rows done; each shard's census covers only its keys.
+async fn shards_split_the_table_exactly_and_each_resumes(fx: &Fixture) {
+    let now = now();
+    populate(fx, now).await;
+    let n = 3;
+    let mut total = ResignSummary::default();
+    let mut census_rows = 0u64;
+    for k in 1..=n {
+        let o = BulkOptions {
+            shard: Some((k, n)),
+            ..opts(2, 3)
+        };
+        let c = census(Arc::clone(&fx.store), &full_ring(), &o, now, None)
+            .await
+            .unwrap();
+        census_rows += c.keys.iter().map(|(_, _, r)| r).sum::<u64>() + c.unverifiable;
+        let s = resign(Arc::clone(&fx.store), &full_ring(), &o, now, None)
+            .await
+            .unwrap();
+        assert_eq!(s.conflicts, 0);
+        total.resigned += s.resigned;
+        total.already_current += s.already_current;
+        total.unverifiable += s.unverifiable;
+        total.expired += s.expired;
+        // Run again, this shard finds its work done.
+        let again = resign(Arc::clone(&fx.store), &full_ring(), &o, now, None)
+            .await
+            .unwrap();
+        assert_eq!(again.resigned, 0, "shard {k}/{n} rerun");
+        assert_eq!(
+            again.already_current,
+            s.already_current + s.resigned,
+            "shard {k}/{n} rerun"
+        );
+    }
+    assert_eq!(total, first_pass(fx), "the shards add up to the table");
+    assert_eq!(
+        census_rows,
+        PRIMARY_ROWS + STAGED_ROWS + FALLBACK_ROWS + UNVERIFIABLE_ROWS
+    );
+    let bad = BulkOptions {
+        shard: Some((4, 3)),
+        ..opts(1, 3)
+    };
+    assert!(resign(Arc::clone(&fx.store), &full_ring(), &bad, now, None)
+        .await
+        .is_err());
+}
+
+/// `max_rate`: all workers together read no more than the rate allows
+/// (a lower bound on the time taken; an upper bound would be a timing test).
+async fn max_rate_holds_the_rate(fx: &Fixture) {
+    let now = now();
+    populate(fx, now).await;
+    let live = PRIMARY_ROWS + STAGED_ROWS + FALLBACK_ROWS + UNVERIFIABLE_ROWS;
+    let rate = 20;
+    let started = std::time::Instant::now();
+    let c = census(
+        Arc::clone(&fx.store),
+        &full_ring(),
+        &BulkOptions {
+            max_rate: Some(rate),
+            ..opts(2, 4)
+        },
+        now,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.unverifiable, UNVERIFIABLE_ROWS);
+    // Batches of 4 admitted at 20 rows/s: the last batch starts no earlier
+    // than (rows read before it) / rate.
+    let floor = std::time::Duration::from_secs_f64((live - 4) as f64 / rate as f64);
+    assert!(
+        started.elapsed() >= floor.mul_f64(0.9),
+        "{:?} < {floor:?}",
+        started.elapsed()
     );
 }

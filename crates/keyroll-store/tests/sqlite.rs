@@ -329,24 +329,52 @@ async fn stored_order_scan_pages_a_django_table_and_not_keyrolls() {
             .unwrap();
         keys.push(key);
     }
-    // Pages of 10 in insertion (rowid) order, then an empty page.
-    let mut seen = Vec::new();
-    let mut cursor = None;
-    loop {
-        let (page, next) = store
-            .scan_stored(cursor, 10)
+    // Two expired rows among them, skipped when asked for live rows only.
+    for (i, k) in [3usize, 17].iter().enumerate() {
+        store
+            .save(&rec(&keys[*k], &format!("x{i}"), now - Duration::hours(1)))
             .await
-            .unwrap()
-            .expect("rowid table");
-        if page.is_empty() {
-            break;
-        }
-        seen.extend(page.into_iter().map(|r| r.key));
-        cursor = Some(next);
+            .unwrap();
     }
-    assert_eq!(seen, keys, "every row once, in the order stored");
+    let span = store.stored_span().await.unwrap().expect("rowid table");
+    assert_eq!(span.1 - span.0, 24);
+    // Pages of 10 in insertion (rowid) order, then an empty page.
+    let store = &store;
+    let walk = |live_at| async move {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (page, last) = store.scan_stored(cursor, None, 10, live_at).await.unwrap();
+            if page.is_empty() {
+                assert_eq!(last, None);
+                break;
+            }
+            seen.extend(page.into_iter().map(|r| r.key));
+            cursor = last;
+        }
+        seen
+    };
+    assert_eq!(
+        walk(None).await,
+        keys,
+        "every row once, in the order stored"
+    );
+    let live: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 17)
+        .map(|(_, k)| k.clone())
+        .collect();
+    assert_eq!(walk(Some(now)).await, live, "live rows only");
+    // A span's bounds: after the first position, up to the fifth.
+    let (page, last) = store
+        .scan_stored(Some(span.0), Some(span.0 + 4), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 4);
+    assert_eq!(last, Some(span.0 + 4));
 
     let own = SqliteStore::open(&dir.path().join("own.db"), "keyroll_session").unwrap();
     own.ensure_schema().await.unwrap();
-    assert!(own.scan_stored(None, 10).await.unwrap().is_none());
+    assert!(own.stored_span().await.unwrap().is_none());
 }

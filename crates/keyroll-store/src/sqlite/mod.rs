@@ -34,8 +34,8 @@ use rusqlite::{
 use time::OffsetDateTime;
 
 use crate::store::{
-    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, SessionRecord,
-    StorageOrder, Store, StoreError, Swap, UserTable,
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, RowCounts,
+    SessionRecord, StorageOrder, Store, StoreError, Swap, UserTable,
 };
 
 use crate::datetime::{compare_datetime, django_datetime, parse_datetime};
@@ -118,7 +118,11 @@ impl Sql {
             update: format!("UPDATE {t} SET session_data = ?2, expire_date = ?3 WHERE session_key = ?1"),
             delete: format!("DELETE FROM {t} WHERE session_key = ?1"),
             cas: format!("UPDATE {t} SET session_data = ?1 WHERE session_key = ?2 AND session_data = ?3"),
-            purge: format!("DELETE FROM {t} WHERE expire_date <= ?1"),
+            // By key (every layout has one), a batch found through the expiry index.
+            purge: format!(
+                "DELETE FROM {t} WHERE session_key IN \
+                 (SELECT session_key FROM {t} WHERE expire_date <= ?1 LIMIT ?2)"
+            ),
             select: format!("SELECT session_key, session_data, expire_date FROM {t}"),
         }
     }
@@ -183,6 +187,67 @@ impl SqliteStore {
     /// The table sessions are kept in.
     pub fn table(&self) -> &str {
         &self.inner.table
+    }
+
+    /// A key-order scan page, live rows only when `live_at` is given.
+    async fn scan_where(
+        &self,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+        live_at: Option<OffsetDateTime>,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (lower, upper) = range.page_bounds(after);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let live = live_at.map(compare_datetime);
+        self.run(move |inner| {
+            let mut sql = inner.sql.select.clone();
+            let mut args: Vec<String> = Vec::with_capacity(3);
+            let mut clauses = Vec::with_capacity(3);
+            if let Some(now) = live {
+                clauses.push("expire_date > ?");
+                args.push(now);
+            }
+            match lower {
+                Lower::None => {}
+                Lower::After(k) => {
+                    clauses.push("session_key > ?");
+                    args.push(k);
+                }
+                Lower::From(k) => {
+                    clauses.push("session_key >= ?");
+                    args.push(k);
+                }
+            }
+            if let Some(end) = upper {
+                clauses.push("session_key < ?");
+                args.push(end);
+            }
+            if !clauses.is_empty() {
+                sql.push_str(" WHERE ");
+                sql.push_str(&clauses.join(" AND "));
+            }
+            sql.push_str(" ORDER BY session_key LIMIT ?");
+            let conn = inner.reader();
+            let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+            let params = args
+                .iter()
+                .map(|a| rusqlite::types::Value::Text(a.clone()))
+                .chain(std::iter::once(rusqlite::types::Value::Integer(limit)));
+            let mut rows = stmt.query(params_from_iter(params)).map_err(db_err)?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().map_err(db_err)? {
+                let key: String = r.get(0).map_err(db_err)?;
+                let data: String = r.get(1).map_err(db_err)?;
+                let expires = expiry_of(r.get_ref(2).map_err(db_err)?)?;
+                out.push(SessionRecord { key, data, expires });
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// Runs `f` on tokio's blocking pool.
@@ -491,59 +556,63 @@ impl Store for SqliteStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let (lower, upper) = range.page_bounds(after);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.scan_where(range, after, limit, None).await
+    }
+
+    async fn scan_live(
+        &self,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.scan_where(range, after, limit, Some(now)).await
+    }
+
+    async fn count_rows(
+        &self,
+        range: &KeyRange,
+        now: OffsetDateTime,
+    ) -> Result<RowCounts, StoreError> {
+        let at = compare_datetime(now);
+        let (start, end) = (range.start.clone(), range.end.clone());
         self.run(move |inner| {
-            let mut sql = inner.sql.select.clone();
-            let mut args: Vec<String> = Vec::with_capacity(2);
-            let mut clauses = Vec::with_capacity(2);
-            match lower {
-                Lower::None => {}
-                Lower::After(k) => {
-                    clauses.push("session_key > ?");
-                    args.push(k);
-                }
-                Lower::From(k) => {
-                    clauses.push("session_key >= ?");
-                    args.push(k);
-                }
-            }
-            if let Some(end) = upper {
-                clauses.push("session_key < ?");
-                args.push(end);
-            }
-            if !clauses.is_empty() {
-                sql.push_str(" WHERE ");
-                sql.push_str(&clauses.join(" AND "));
-            }
-            sql.push_str(" ORDER BY session_key LIMIT ?");
+            let keys = "(?2 IS NULL OR session_key >= ?2) AND (?3 IS NULL OR session_key < ?3)";
+            let sql = format!(
+                "SELECT count(*) FROM {} WHERE expire_date > ?1 AND {keys}",
+                inner.sql.quoted
+            );
+            let all = format!(
+                "SELECT count(*) FROM {} WHERE ?1 = ?1 AND {keys}",
+                inner.sql.quoted
+            );
             let conn = inner.reader();
-            let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
-            let params = args
-                .iter()
-                .map(|a| rusqlite::types::Value::Text(a.clone()))
-                .chain(std::iter::once(rusqlite::types::Value::Integer(limit)));
-            let mut rows = stmt.query(params_from_iter(params)).map_err(db_err)?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().map_err(db_err)? {
-                let key: String = r.get(0).map_err(db_err)?;
-                let data: String = r.get(1).map_err(db_err)?;
-                let expires = expiry_of(r.get_ref(2).map_err(db_err)?)?;
-                out.push(SessionRecord { key, data, expires });
-            }
-            Ok(out)
+            let args = rusqlite::params![at, start, end];
+            let live: i64 = conn.query_row(&sql, args, |r| r.get(0)).map_err(db_err)?;
+            let total: i64 = conn.query_row(&all, args, |r| r.get(0)).map_err(db_err)?;
+            Ok(RowCounts {
+                live: live.unsigned_abs(),
+                expired: total.saturating_sub(live).unsigned_abs(),
+            })
         })
         .await
     }
 
-    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+    /// One short write transaction: readers and the site's own writes go on
+    /// between batches.
+    async fn purge_expired_batch(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |inner| {
             let conn = inner.writer();
             let n = conn
-                .execute(&inner.sql.purge, [compare_datetime(now)])
+                .execute(
+                    &inner.sql.purge,
+                    rusqlite::params![compare_datetime(now), limit],
+                )
                 .map_err(db_err)?;
             Ok(n as u64)
         })
@@ -553,36 +622,59 @@ impl Store for SqliteStore {
 
 #[async_trait]
 impl StorageOrder for SqliteStore {
+    async fn stored_span(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        self.run(move |inner| {
+            let sql = format!("SELECT min(rowid), max(rowid) FROM {}", inner.sql.quoted);
+            let conn = inner.reader();
+            let span = conn.query_row(&sql, [], |r| {
+                Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?))
+            });
+            match span {
+                Ok((Some(lo), Some(hi))) => Ok(Some((lo, hi))),
+                Ok(_) => Ok(None),
+                // A WITHOUT ROWID table (keyroll's own) is stored in key order already.
+                Err(e) if e.to_string().contains("no such column") => Ok(None),
+                Err(e) => Err(db_err(e)),
+            }
+        })
+        .await
+    }
+
     async fn scan_stored(
         &self,
-        cursor: Option<i64>,
+        after: Option<i64>,
+        until: Option<i64>,
         limit: usize,
-    ) -> Result<Option<(Vec<SessionRecord>, i64)>, StoreError> {
+        live_at: Option<OffsetDateTime>,
+    ) -> Result<(Vec<SessionRecord>, Option<i64>), StoreError> {
         let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
-        let from = cursor.unwrap_or(i64::MIN);
+        let from = after.unwrap_or(i64::MIN);
+        let to = until.unwrap_or(i64::MAX);
+        // Expired rows are skipped in the query: they are read (sequentially)
+        // but never copied out.
+        let live = live_at.map_or_else(String::new, compare_datetime);
         self.run(move |inner| {
             let sql = format!(
-                "SELECT rowid, session_key, session_data, expire_date FROM {} WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                "SELECT rowid, session_key, session_data, expire_date FROM {} \
+                 WHERE rowid > ?1 AND rowid <= ?2 AND (?3 = '' OR expire_date > ?3) \
+                 ORDER BY rowid LIMIT ?4",
                 inner.sql.quoted
             );
             let conn = inner.reader();
-            let mut stmt = match conn.prepare_cached(&sql) {
-                Ok(stmt) => stmt,
-                // A WITHOUT ROWID table (keyroll's own) is stored in key order already.
-                Err(e) if e.to_string().contains("no such column") => return Ok(None),
-                Err(e) => return Err(db_err(e)),
-            };
-            let mut rows = stmt.query(rusqlite::params![from, limit]).map_err(db_err)?;
+            let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+            let mut rows = stmt
+                .query(rusqlite::params![from, to, live, limit])
+                .map_err(db_err)?;
             let mut out = Vec::new();
-            let mut last = from;
+            let mut last = None;
             while let Some(r) = rows.next().map_err(db_err)? {
-                last = r.get(0).map_err(db_err)?;
+                last = Some(r.get(0).map_err(db_err)?);
                 let key: String = r.get(1).map_err(db_err)?;
                 let data: String = r.get(2).map_err(db_err)?;
                 let expires = expiry_of(r.get_ref(3).map_err(db_err)?)?;
                 out.push(SessionRecord { key, data, expires });
             }
-            Ok(Some((out, last)))
+            Ok((out, last))
         })
         .await
     }

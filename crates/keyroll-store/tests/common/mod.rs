@@ -59,13 +59,40 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// A fresh SQLite database file (in a temporary directory) with the schema
-/// and a users table.
+/// A fresh SQLite database file (in a temporary directory) with keyroll's
+/// own table (`WITHOUT ROWID`: stored in key order) and a users table.
 #[cfg(feature = "sqlite")]
 pub async fn sqlite() -> Option<Fixture> {
+    sqlite_with(None).await
+}
+
+/// As [`sqlite`], with the session table Django makes (a rowid table: bulk
+/// work walks it in storage order, `--jobs` split by position).
+#[cfg(feature = "sqlite")]
+pub async fn sqlite_django() -> Option<Fixture> {
+    sqlite_with(Some(
+        "CREATE TABLE \"django_session\" (\"session_key\" varchar(40) NOT NULL PRIMARY KEY, \
+         \"session_data\" text NOT NULL, \"expire_date\" datetime NOT NULL);
+         CREATE INDEX \"django_session_expire_date_a5c62663\" ON \"django_session\" (\"expire_date\");",
+    ))
+    .await
+}
+
+#[cfg(feature = "sqlite")]
+async fn sqlite_with(django_ddl: Option<&str>) -> Option<Fixture> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sessions.db");
-    let store = keyroll_store::SqliteStore::open(&path, "keyroll_session").unwrap();
+    let table = match django_ddl {
+        Some(ddl) => {
+            rusqlite::Connection::open(&path)
+                .unwrap()
+                .execute_batch(ddl)
+                .unwrap();
+            "django_session"
+        }
+        None => "keyroll_session",
+    };
+    let store = keyroll_store::SqliteStore::open(&path, table).unwrap();
     store.ensure_schema().await.unwrap();
     let users = "auth_user".to_owned();
     {
