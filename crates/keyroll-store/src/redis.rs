@@ -40,6 +40,7 @@ use crate::store::{
     is_valid_session_key, new_session_key, KeyRange, SessionRecord, Store, StoreError, Swap,
 };
 use crate::timeouts::Timeouts;
+use crate::tls::RedisTls;
 
 const BACKEND: &str = "redis";
 /// Fresh keys tried by `create` before giving up.
@@ -201,18 +202,23 @@ impl RedisStore {
     /// sessions under `<prefix>:`. Checks the server answers.
     ///
     /// The URL may set `connect_timeout` and `query_timeout` in seconds
-    /// (defaults 5 and 10; see [`crate::open_store`]); keyroll takes them out
+    /// (defaults 5 and 10), and for `rediss://` (TLS by rustls, the
+    /// certificate checked against the system's roots by default) redis-py's
+    /// `ssl_ca_certs`, `ssl_cert_reqs`, `ssl_check_hostname`, `ssl_certfile`
+    /// and `ssl_keyfile` (see [`crate::open_store`]); keyroll takes them out
     /// before the driver parses the rest.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] for a URL that does not parse, a bad timeout,
-    /// or a server that cannot be reached (refused at once; no answer within
-    /// `connect_timeout`).
+    /// [`StoreError::Backend`] for a URL that does not parse, a bad timeout
+    /// or TLS parameter, a certificate file that cannot be read, a server
+    /// certificate that fails the checks (`certificate verify failed: …`);
+    /// [`StoreError::Unavailable`] for a server that cannot be reached
+    /// (refused at once; no answer within `connect_timeout`).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
         let (url, timeouts) = Timeouts::take_from_url(BACKEND, url)?;
+        let (url, tls) = RedisTls::take_from_url(BACKEND, &url)?;
         // The URL may hold a password: never echo it.
-        let client = redis::Client::open(url.as_str())
-            .map_err(|_| StoreError::backend(BACKEND, "invalid Redis URL"))?;
+        let client = tls.client(BACKEND, &url)?;
         let tcp = redis::io::tcp::TcpSettings::default();
         #[cfg(target_os = "linux")]
         let tcp = tcp.set_user_timeout(timeouts.query);
@@ -344,6 +350,9 @@ fn connect_err(e: RedisError, after: Duration) -> StoreError {
                 after.as_secs_f64()
             ),
         );
+    }
+    if let Some(text) = crate::tls::describe(&e) {
+        return StoreError::backend(BACKEND, text);
     }
     StoreError::unavailable(BACKEND, format_args!("cannot connect: {e}"))
 }
