@@ -777,6 +777,124 @@ mod tests {
     }
 
     #[test]
+    fn tls_parameters_are_taken_out_and_the_rest_kept_in_order() {
+        let (url, taken) = take_params(
+            "redis",
+            "rediss://:pw@h:6380/0?a=1&ssl_ca_certs=%2Fca.pem&b=2&&c#insecure",
+            &["ssl_ca_certs"],
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(url, "rediss://:pw@h:6380/0?a=1&b=2&c#insecure");
+        assert_eq!(taken, vec![("ssl_ca_certs", "%2Fca.pem".to_owned())]);
+        let (url, taken) = take_params("postgres", "postgres://h/db?sslmode=require", &["sslmode"])
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!((url.as_str(), taken.len()), ("postgres://h/db", 1));
+        let (url, taken) = take_params("postgres", "host=h sslmode=require", &["sslmode"])
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!((url.as_str(), taken.len()), ("host=h sslmode=require", 0));
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn sslmode_decides_how_the_certificate_is_checked_as_libpq_does() {
+        let file = |p: &str| Roots::File {
+            param: "sslrootcert",
+            path: PathBuf::from(p),
+        };
+        for (query, mode, verify) in [
+            ("", None, Verify::Nothing),
+            (
+                "?sslmode=disable&sslrootcert=/ca",
+                Some(SslMode::Disable),
+                Verify::Nothing,
+            ),
+            ("?sslmode=prefer", Some(SslMode::Prefer), Verify::Nothing),
+            (
+                "?sslmode=allow&sslrootcert=/ca",
+                Some(SslMode::Allow),
+                Verify::Chain(file("/ca")),
+            ),
+            ("?sslmode=require", Some(SslMode::Require), Verify::Nothing),
+            (
+                "?sslmode=require&sslrootcert=/ca",
+                Some(SslMode::Require),
+                Verify::Chain(file("/ca")),
+            ),
+            (
+                "?sslmode=verify-ca",
+                Some(SslMode::VerifyCa),
+                Verify::Chain(Roots::System),
+            ),
+            (
+                "?sslmode=verify-full",
+                Some(SslMode::VerifyFull),
+                Verify::Full(Roots::System),
+            ),
+            (
+                "?sslrootcert=%2Fetc%2Fca.pem&sslmode=verify-full",
+                Some(SslMode::VerifyFull),
+                Verify::Full(file("/etc/ca.pem")),
+            ),
+            (
+                "?sslmode=verify-full&sslrootcert=system",
+                Some(SslMode::VerifyFull),
+                Verify::Full(Roots::System),
+            ),
+        ] {
+            let url = format!("postgres://u:pw@h/db{query}");
+            let (rest, tls) = PgTls::take_from_url("postgres", &url)
+                .unwrap_or_else(|e| unreachable!("{query}: {e}"));
+            assert_eq!(rest, "postgres://u:pw@h/db", "{query}");
+            assert_eq!((tls.mode, tls.verify), (mode, verify), "{query}");
+        }
+        assert_eq!(
+            SslMode::Allow.wire(),
+            tokio_postgres::config::SslMode::Prefer
+        );
+        assert_eq!(
+            SslMode::VerifyCa.wire(),
+            tokio_postgres::config::SslMode::Require
+        );
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_py_spellings_are_understood() {
+        let parse = |q: &str| RedisTls::take_from_url("redis", &format!("rediss://h:6380/0?{q}"));
+        let ok = |q: &str| parse(q).unwrap_or_else(|e| unreachable!("{q}: {e}")).1;
+        assert!(ok("ssl_cert_reqs=none").no_verify);
+        assert!(ok("ssl_cert_reqs=CERT_NONE").no_verify);
+        assert!(!ok("ssl_cert_reqs=required").no_verify);
+        assert!(!ok("ssl_cert_reqs=CERT_OPTIONAL").no_verify);
+        assert!(ok("ssl_check_hostname=False").no_hostname);
+        assert_eq!(
+            ok("ssl_ca_certs=%2Fca.pem").ca,
+            Some(PathBuf::from("/ca.pem"))
+        );
+        assert_eq!(
+            parse("ssl_cert_reqs=none")
+                .map(|(u, _)| u)
+                .unwrap_or_default(),
+            "rediss://h:6380/0"
+        );
+        for bad in [
+            "ssl_cert_reqs=sometimes",
+            "ssl_keyfile=/k",
+            "ssl_ca_data=x",
+            "ssl_check_hostname=2",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert!(RedisTls::take_from_url("redis", "redis://h/0?ssl_cert_reqs=none").is_err());
+        assert_eq!(
+            RedisTls::take_from_url("redis", "redis://h/0?db=1")
+                .map(|(u, t)| (u, t == RedisTls::default()))
+                .ok(),
+            Some(("redis://h/0?db=1".to_owned(), true))
+        );
+    }
+
+    #[test]
     fn a_missing_file_is_named_with_its_parameter() {
         let roots = Roots::File {
             param: "sslrootcert",
