@@ -24,7 +24,9 @@ use std::sync::Arc;
 use common::{new_key, now, unique_name, Fixture};
 use keyroll_store::{open_store, PostgresStore, RedisStore, Store, StoreError, StoreOptions};
 use time::Duration;
-use tls_servers::{make_certs, param, start_postgres, start_redis, CERT_USER, HBA_TLS_ONLY};
+use tls_servers::{
+    make_certs, param, start_postgres, start_redis, CERT_USER, HBA_TLS_ONLY, SCRAM_USER,
+};
 
 /// Runs every case of `store_suite!` in turn, each on a fresh fixture.
 macro_rules! run_suite {
@@ -65,7 +67,7 @@ macro_rules! run_suite {
 }
 
 /// A password in every URL: no error may show it.
-const PASSWORD: &str = "hunter2-secret";
+const PASSWORD: &str = tls_servers::SCRAM_PASSWORD;
 
 /// create → load → compare-and-swap (one wins, a stale one loses) → load.
 async fn round_trip(store: &dyn Store) {
@@ -187,7 +189,22 @@ async fn postgres_sslmodes_against_a_tls_only_server() {
     );
     pg_store_over_tls(&url, "kr_client_cert", &socket).await;
 
+    // a password (SCRAM), with channel binding to the TLS certificate required.
+    let url = format!(
+        "postgres://{SCRAM_USER}:{PASSWORD}@localhost:{port}/postgres\
+         ?sslmode=verify-full&sslrootcert={ca}&channel_binding=require"
+    );
+    pg_store_over_tls(&url, "kr_scram", &socket).await;
+
     let connect = |url: String| async move { PostgresStore::connect(&url, "t", 1).await };
+    // A wrong password: the server's refusal, not the password.
+    let e = refused(
+        connect(format!(
+            "postgres://{SCRAM_USER}:{PASSWORD}x@localhost:{port}/postgres?sslmode=verify-full&sslrootcert={ca}"
+        ))
+        .await,
+    );
+    assert!(e.contains("password authentication failed"), "{e}");
 
     // A CA that did not sign the server's certificate.
     let e = refused(

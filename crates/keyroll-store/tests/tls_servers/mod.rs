@@ -71,9 +71,10 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// Is this process root? (`/proc/self` belongs to the process' user.)
 fn is_root() -> bool {
-    let out = Command::new("id").arg("-u").output().expect("id -u");
-    String::from_utf8_lossy(&out.stdout).trim() == "0"
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// A free loopback port (bound, then released: a small race, fine for tests).
@@ -244,8 +245,8 @@ impl Drop for Process {
 }
 
 /// A throwaway PostgreSQL cluster with `ssl=on`, listening on 127.0.0.1,
-/// 127.0.0.2 and on a Unix socket in its directory, with a superuser
-/// [`CERT_USER`].
+/// 127.0.0.2 and on a Unix socket in its directory, with the superusers
+/// [`CERT_USER`] and [`SCRAM_USER`].
 pub struct PgServer {
     process: Process,
     pub port: u16,
@@ -394,7 +395,10 @@ pub fn start_postgres_with(certs: &Certs, hba: &str, extra: &[&str]) -> Result<P
             "ON_ERROR_STOP=1",
             "-qc",
         ])
-        .arg(format!("CREATE ROLE {CERT_USER} LOGIN SUPERUSER"))
+        .arg(format!(
+            "CREATE ROLE {CERT_USER} LOGIN SUPERUSER; \
+             CREATE ROLE {SCRAM_USER} LOGIN SUPERUSER PASSWORD '{SCRAM_PASSWORD}'"
+        ))
         .output()
         .unwrap();
     assert!(
@@ -411,14 +415,21 @@ pub fn start_postgres_with(certs: &Certs, hba: &str, extra: &[&str]) -> Result<P
 
 /// The user whose login takes a client certificate (its CN) and nothing else.
 pub const CERT_USER: &str = "kr_cert_user";
+/// The user whose login takes a password (SCRAM, as managed databases ask).
+pub const SCRAM_USER: &str = "kr_scram_user";
+/// [`SCRAM_USER`]'s password.
+pub const SCRAM_PASSWORD: &str = "hunter2-secret";
 
 /// TCP over TLS only: [`CERT_USER`] with a client certificate, the others
 /// trusted (the tests check TLS, not passwords); the Unix socket, trust, for
-/// the tests' own checks. [`start_postgres`] creates [`CERT_USER`].
+/// the tests' own checks. [`start_postgres`] creates [`CERT_USER`] and
+/// [`SCRAM_USER`].
 pub const HBA_TLS_ONLY: &str = "\
 local all all trust
 hostssl all kr_cert_user 127.0.0.0/8 cert
 hostssl all kr_cert_user ::1/128 cert
+hostssl all kr_scram_user 127.0.0.0/8 scram-sha-256
+hostssl all kr_scram_user ::1/128 scram-sha-256
 hostssl all all 127.0.0.0/8 trust
 hostssl all all ::1/128 trust
 ";
