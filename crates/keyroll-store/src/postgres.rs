@@ -14,6 +14,11 @@
 //! the pool (it may be wedged behind a dead network path). A connection the
 //! server or network closed is dropped by the pool's recycle check, so the
 //! store reconnects by itself once the server is back.
+//!
+//! TLS is rustls (`tokio-postgres-rustls`, `ring` provider), set by libpq's
+//! URL parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`; see
+//! [`crate::open_store`]); by default (`prefer`) TLS is used when the server
+//! offers it, without checking its certificate, as libpq does.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

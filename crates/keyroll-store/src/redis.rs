@@ -26,6 +26,11 @@
 //! tries again). On Linux, `TCP_USER_TIMEOUT` (the query timeout) closes a
 //! connection whose packets go unacknowledged, so a silently dead network
 //! path is noticed and replaced.
+//!
+//! `rediss://` is TLS by rustls (`ring` provider), the certificate and host
+//! name checked against the system's roots unless redis-py's URL parameters
+//! say otherwise (`ssl_ca_certs`, `ssl_cert_reqs`, `ssl_check_hostname`; see
+//! [`crate::open_store`]).
 
 use std::fmt;
 use std::sync::LazyLock;
