@@ -53,6 +53,8 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timeouts;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod tls;
 mod url;
 
 #[cfg(feature = "mysql")]

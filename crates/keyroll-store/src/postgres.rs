@@ -14,6 +14,11 @@
 //! the pool (it may be wedged behind a dead network path). A connection the
 //! server or network closed is dropped by the pool's recycle check, so the
 //! store reconnects by itself once the server is back.
+//!
+//! TLS is rustls (`tokio-postgres-rustls`, `ring` provider), set by libpq's
+//! URL parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`; see
+//! [`crate::open_store`]); by default (`prefer`) TLS is used when the server
+//! offers it, without checking its certificate, as libpq does.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -27,13 +32,13 @@ use deadpool_postgres::{
 };
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::NoTls;
 
 use crate::store::{
     check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, RowCounts,
     SessionRecord, Store, StoreError, Swap, UserTable,
 };
 use crate::timeouts::Timeouts;
+use crate::tls::{PgTls, SslMode};
 
 const BACKEND: &str = "postgres";
 /// Fresh keys tried by `create` before giving up.
@@ -70,6 +75,8 @@ pub struct PostgresStore {
     /// Per users table: is its `id` column an integer type?
     id_types: Mutex<HashMap<String, bool>>,
     timeouts: Timeouts,
+    /// The URL's `sslmode`, to word connection errors (`None`: not given).
+    sslmode: Option<SslMode>,
 }
 
 /// The statements, with the (checked, quoted) table name in place.
@@ -141,25 +148,34 @@ impl fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects to `url` (`postgres://user:password@host:port/db?…`, no TLS),
+    /// Connects to `url` (`postgres://user:password@host:port/db?…`),
     /// sessions in `table`, with up to `pool_size` connections. Checks the
     /// server is reachable; does not create the table (see [`Store::ensure_schema`]).
     ///
     /// The URL may set `connect_timeout`, `pool_timeout` and `query_timeout`
-    /// in seconds (defaults 5, 5, 10; see [`crate::open_store`]); keyroll
-    /// takes them out before the driver parses the rest.
+    /// in seconds (defaults 5, 5, 10), and TLS with libpq's `sslmode`,
+    /// `sslrootcert`, `sslcert` and `sslkey` (TLS by rustls; see
+    /// [`crate::open_store`]); keyroll takes them out before the driver
+    /// parses the rest.
     ///
     /// # Errors
     /// [`StoreError::BadTableName`]; [`StoreError::Backend`] for a URL that does
-    /// not parse, a bad timeout, or a server that cannot be reached (refused
-    /// at once; no answer within `connect_timeout`).
+    /// not parse, a bad timeout or TLS parameter, a certificate file that
+    /// cannot be read, a server that does not accept TLS when `sslmode`
+    /// requires it or whose certificate fails the checks (`certificate verify
+    /// failed: …`); [`StoreError::Unavailable`] for a server that cannot be
+    /// reached (refused at once; no answer within `connect_timeout`).
     pub async fn connect(url: &str, table: &str, pool_size: usize) -> Result<Self, StoreError> {
         check_table_name(table)?;
         let (url, mut timeouts) = Timeouts::take_from_url(BACKEND, url)?;
+        let (url, tls) = PgTls::take_from_url(BACKEND, &url)?;
         // The URL may hold a password: never echo it or the parser's take on it.
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|_| StoreError::backend(BACKEND, "invalid PostgreSQL URL"))?;
+        if let Some(mode) = tls.mode {
+            config.ssl_mode(mode.wire());
+        }
         // A `key=value` string may set libpq's connect_timeout itself.
         match config.get_connect_timeout() {
             Some(t) if !t.is_zero() => timeouts.connect = *t,
@@ -179,7 +195,7 @@ impl PostgresStore {
         }
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls.connector(BACKEND)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -194,7 +210,8 @@ impl PostgresStore {
             .recycle_timeout(Some(timeouts.connect))
             .build()
             .map_err(|e| StoreError::backend(BACKEND, e))?;
-        let store = Self::with_pool(pool, table, timeouts)?;
+        let mut store = Self::with_pool(pool, table, timeouts)?;
+        store.sslmode = tls.mode;
         drop(store.client().await?);
         Ok(store)
     }
@@ -215,6 +232,7 @@ impl PostgresStore {
             sql: Sql::new(table),
             id_types: Mutex::new(HashMap::new()),
             timeouts,
+            sslmode: None,
         })
     }
 
@@ -233,7 +251,7 @@ impl PostgresStore {
                 "connect_timeout (no answer from the server)",
                 self.timeouts.connect,
             ),
-            PoolError::Backend(e) => pg_err(e),
+            PoolError::Backend(e) => connect_err(e, self.sslmode),
             other => StoreError::backend(BACKEND, other),
         })
     }
@@ -380,6 +398,47 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
         StoreError::unavailable(BACKEND, text)
     } else {
         StoreError::backend(BACKEND, text)
+    }
+}
+
+/// An error opening a connection: TLS failures worded for an operator (the
+/// driver's own words are "error performing TLS handshake"), then as [`pg_err`].
+fn connect_err(e: tokio_postgres::Error, sslmode: Option<SslMode>) -> StoreError {
+    let mode = sslmode.map_or("require", SslMode::name);
+    if let Some(text) = crate::tls::describe(&e) {
+        return StoreError::backend(BACKEND, format_args!("{text} (sslmode={mode})"));
+    }
+    let cause = std::error::Error::source(&e).map(ToString::to_string);
+    match cause.as_deref() {
+        Some("server does not support TLS") => {
+            return StoreError::backend(
+                BACKEND,
+                format_args!("the server does not accept TLS (sslmode={mode})"),
+            )
+        }
+        Some(other) if e.to_string().starts_with("error performing TLS handshake") => {
+            return StoreError::backend(
+                BACKEND,
+                format_args!("TLS handshake failed: {other} (sslmode={mode})"),
+            )
+        }
+        _ => {}
+    }
+    let refused_plain = e
+        .as_db_error()
+        .is_some_and(|db| db.code().code() == "28000" && db.message().contains("no encryption"));
+    match pg_err(e) {
+        StoreError::Backend { backend, message }
+            if refused_plain && sslmode == Some(SslMode::Disable) =>
+        {
+            StoreError::Backend {
+                backend,
+                message: format!(
+                    "{message} — the server requires TLS and the URL says sslmode=disable"
+                ),
+            }
+        }
+        other => other,
     }
 }
 

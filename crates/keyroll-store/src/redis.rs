@@ -26,6 +26,11 @@
 //! tries again). On Linux, `TCP_USER_TIMEOUT` (the query timeout) closes a
 //! connection whose packets go unacknowledged, so a silently dead network
 //! path is noticed and replaced.
+//!
+//! `rediss://` is TLS by rustls (`ring` provider), the certificate and host
+//! name checked against the system's roots unless redis-py's URL parameters
+//! say otherwise (`ssl_ca_certs`, `ssl_cert_reqs`, `ssl_check_hostname`; see
+//! [`crate::open_store`]).
 
 use std::fmt;
 use std::sync::LazyLock;
@@ -41,6 +46,7 @@ use crate::store::{
     Swap,
 };
 use crate::timeouts::Timeouts;
+use crate::tls::RedisTls;
 
 const BACKEND: &str = "redis";
 /// Fresh keys tried by `create` before giving up.
@@ -210,18 +216,23 @@ impl RedisStore {
     /// sessions under `<prefix>:`. Checks the server answers.
     ///
     /// The URL may set `connect_timeout` and `query_timeout` in seconds
-    /// (defaults 5 and 10; see [`crate::open_store`]); keyroll takes them out
+    /// (defaults 5 and 10), and for `rediss://` (TLS by rustls, the
+    /// certificate checked against the system's roots by default) redis-py's
+    /// `ssl_ca_certs`, `ssl_cert_reqs`, `ssl_check_hostname`, `ssl_certfile`
+    /// and `ssl_keyfile` (see [`crate::open_store`]); keyroll takes them out
     /// before the driver parses the rest.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] for a URL that does not parse, a bad timeout,
-    /// or a server that cannot be reached (refused at once; no answer within
-    /// `connect_timeout`).
+    /// [`StoreError::Backend`] for a URL that does not parse, a bad timeout
+    /// or TLS parameter, a certificate file that cannot be read, a server
+    /// certificate that fails the checks (`certificate verify failed: …`);
+    /// [`StoreError::Unavailable`] for a server that cannot be reached
+    /// (refused at once; no answer within `connect_timeout`).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
         let (url, timeouts) = Timeouts::take_from_url(BACKEND, url)?;
+        let (url, tls) = RedisTls::take_from_url(BACKEND, &url)?;
         // The URL may hold a password: never echo it.
-        let client = redis::Client::open(url.as_str())
-            .map_err(|_| StoreError::backend(BACKEND, "invalid Redis URL"))?;
+        let client = tls.client(BACKEND, &url)?;
         let tcp = redis::io::tcp::TcpSettings::default();
         #[cfg(target_os = "linux")]
         let tcp = tcp.set_user_timeout(timeouts.query);
@@ -353,6 +364,9 @@ fn connect_err(e: RedisError, after: Duration) -> StoreError {
                 after.as_secs_f64()
             ),
         );
+    }
+    if let Some(text) = crate::tls::describe(&e) {
+        return StoreError::backend(BACKEND, text);
     }
     StoreError::unavailable(BACKEND, format_args!("cannot connect: {e}"))
 }

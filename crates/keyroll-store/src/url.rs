@@ -60,6 +60,39 @@ impl Default for StoreOptions {
 /// dj-database-url accepts them). MySQL's `pool_timeout` and `connect_timeout`
 /// together bound getting a connection.
 ///
+/// TLS (rustls, `ring` provider). PostgreSQL takes libpq's parameters, as
+/// Django and dj-database-url deployments write them; Redis takes redis-py's
+/// (Django's and django-redis' `rediss://` URLs) on a `rediss://` URL, whose
+/// certificate is checked against the system's roots unless they say
+/// otherwise. Paths may be percent-encoded.
+///
+/// | parameter | store | meaning |
+/// |---|---|---|
+/// | `sslmode=disable` | PostgreSQL | plain TCP only |
+/// | `sslmode=allow`, `prefer` | PostgreSQL | TLS if the server offers it, else plain; `prefer` is the default (`allow` is taken as `prefer`: TLS first) |
+/// | `sslmode=require` | PostgreSQL | TLS; the certificate is not checked, unless `sslrootcert` names a file: then its chain is (as libpq) |
+/// | `sslmode=verify-ca` | PostgreSQL | TLS; the chain is checked up to `sslrootcert` (default: the system's roots), not the host name |
+/// | `sslmode=verify-full` | PostgreSQL | TLS; the chain and the host name are checked |
+/// | `sslrootcert=/path/ca.pem` | PostgreSQL | the trusted CA certificates (PEM); `system`: the system's roots (with `verify-full` only, as libpq) |
+/// | `sslcert=…`, `sslkey=…` | PostgreSQL | a client certificate (PEM, leaf first) and its unencrypted key (PKCS#8, PKCS#1 or SEC1), together |
+/// | `sslsni`, `sslcompression` | PostgreSQL | accepted and ignored (SNI is sent for a host name; no compression) |
+/// | `ssl_ca_certs=/path/ca.pem` | Redis | the trusted CA certificates (PEM) instead of the system's |
+/// | `ssl_cert_reqs=required` | Redis | the default: the certificate is checked (`optional`, `CERT_OPTIONAL` and `CERT_REQUIRED` mean the same) |
+/// | `ssl_cert_reqs=none` | Redis | **insecure**: the certificate is not checked at all (also `CERT_NONE`); anyone on the path can read and change the sessions |
+/// | `ssl_check_hostname=false` | Redis | the chain is checked, not the host name |
+/// | `ssl_certfile=…`, `ssl_keyfile=…` | Redis | a client certificate and its key (PEM), together |
+///
+/// The system's roots are the platform's store (`rustls-native-certs`; on
+/// Linux the distribution's CA bundle, with what `update-ca-certificates`
+/// added; `SSL_CERT_FILE` is honoured). Not supported, and refused by name:
+/// `sslpassword` (an encrypted key), `sslcrl`, `sslcrldir`, `sslcertmode`,
+/// `ssl_min_protocol_version`, `ssl_max_protocol_version`, `gssencmode`;
+/// `ssl_ca_path`, `ssl_ca_data`, `ssl_password`. `~/.postgresql/` and
+/// libpq's environment variables (`PGSSLMODE`, …) are not read. A
+/// certificate the checks refuse fails the connection with
+/// `certificate verify failed: …`; a server without TLS under `require` or
+/// stricter with `the server does not accept TLS (sslmode=…)`.
+///
 /// e.g. `postgres://keyroll@db/app?connect_timeout=2&query_timeout=3`. A
 /// request that runs into one of them fails with [`StoreError::Unavailable`]
 /// naming the timeout (a web layer answers 500); nothing is retried behind
