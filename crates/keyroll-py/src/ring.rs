@@ -276,8 +276,10 @@ impl Ring {
 
     /// `request.get_signed_cookie(name, salt=salt, max_age=max_age)` on the
     /// cookie's `value`; `fresh` is the value re-signed (same timestamp)
-    /// when stale or in the legacy salt form.
-    #[pyo3(signature = (name, value, salt = "", max_age = None, now = None))]
+    /// when stale or not in the salt form written (`legacy`: the pre-5.2.15
+    /// form, which Django 4.2 reads).
+    #[pyo3(signature = (name, value, salt = "", max_age = None, now = None, legacy = false))]
+    #[allow(clippy::too_many_arguments)]
     fn cookie_unsign(
         &self,
         py: Python<'_>,
@@ -286,9 +288,10 @@ impl Ring {
         salt: &str,
         max_age: Option<f64>,
         now: Option<f64>,
+        legacy: bool,
     ) -> PyResult<Verified> {
         let (now, max_age) = (instant(now)?, crate::max_age(max_age)?);
-        let cookie = formats::signed_cookie(&self.inner.ring, name, salt, false)?;
+        let cookie = formats::signed_cookie(&self.inner.ring, name, salt, legacy)?;
         py.detach(|| formats::cookie_unsign(&cookie, value, max_age, now))?
             .into_py(py)
     }

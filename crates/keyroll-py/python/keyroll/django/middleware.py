@@ -34,12 +34,17 @@ class ResignMiddleware:
             self._resign(session, response)
         return response
 
-    @staticmethod
-    def _resign(session, response):
+    def _resign(self, session, response):
         accessed = session.accessed
-        # Loads the session if the view did not: a stale one is re-signed now.
-        session._get_session()
-        session.accessed = accessed  # no Vary: Cookie for a view that did not use it
+        try:
+            # Loads the session if the view did not: a stale one is re-signed now.
+            session._get_session()
+            self._reissue(session, response)
+        finally:
+            session.accessed = accessed  # no Vary: Cookie for a view that did not use it
+
+    @staticmethod
+    def _reissue(session, response):
         reissue = getattr(session, "keyroll_reissue", None)
         if not reissue or session.modified or session.is_empty():
             return  # SessionMiddleware writes a modified session itself
