@@ -32,7 +32,7 @@ class CountingRunner(DiscoverRunner):
 def main(labels):
     django.setup()
     runner = CountingRunner(verbosity=int(os.environ.get("KEYROLL_TEST_VERBOSITY", "1")))
-    failures = runner.run_tests(labels or ["test_bindings", "test_rotation"])
+    failures = runner.run_tests(labels or ["test_bindings", "test_rotation", "test_commands"])
     passed, failed, skipped = getattr(runner, "counts", (0, 1, 0))
     print("django %s: %d passed, %d failed, %d skipped" % (django.get_version(), passed, failed, skipped))
     return 1 if failures or failed else 0

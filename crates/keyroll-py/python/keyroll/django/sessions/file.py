@@ -31,13 +31,21 @@ class SessionStore(KeyrollSession, file.SessionStore):
         fresh = self._keyroll_refreshed(data)
         if fresh is None:
             return False
+        written = self._keyroll_write_back_text(stored, fresh)
+        if not written and before is not None:
+            data[HASH_SESSION_KEY] = before
+        return written
+
+    def _keyroll_write_back_text(self, stored, fresh):
+        """Replaces the file's text ``stored`` by ``fresh``: only if the file
+        still exists and holds ``stored``; its modification time is kept."""
         path = self._key_to_file()
         written = False
         try:
             st = os.stat(path)
             with open(path, encoding="ascii") as f:
                 if f.read() != stored:
-                    raise FileNotFoundError  # changed meanwhile: that writer wins
+                    return False  # changed meanwhile: that writer wins
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(path) + "_out_")
             try:
                 with os.fdopen(fd, "w", encoding="ascii") as out:
@@ -51,7 +59,5 @@ class SessionStore(KeyrollSession, file.SessionStore):
                 if not written:
                     os.unlink(tmp)
         except OSError:
-            pass
-        if not written and before is not None:
-            data[HASH_SESSION_KEY] = before
+            return False
         return written
