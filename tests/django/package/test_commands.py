@@ -1,5 +1,6 @@
 """manage.py keyroll census / resign / doctor against real Django."""
 
+import tempfile
 from io import StringIO
 
 from django.conf import settings
@@ -47,7 +48,20 @@ class CensusAndResign(TransactionTestCase):
         self.bulk(OURS + "cached_db")
 
     def test_file(self):
-        self.bulk(OURS + "file")
+        from keyroll.django.sessions.file import SessionStore
+
+        def reset():
+            # The engine caches its storage path on the class.
+            for cls in SessionStore.__mro__:
+                if "_storage_path" in cls.__dict__:
+                    del cls._storage_path
+
+        reset()
+        try:
+            with self.settings(SESSION_FILE_PATH=tempfile.mkdtemp()):
+                self.bulk(OURS + "file")
+        finally:
+            reset()
 
     def test_engines_without_a_listing_are_refused_clearly(self):
         with self.settings(SESSION_ENGINE=OURS + "signed_cookies"):

@@ -59,8 +59,15 @@ def stored_sessions(store_class, batch=2000):
     else:
         path = store_class._get_storage_path()
         prefix = settings.SESSION_COOKIE_NAME
+        # The file engine's default expiry: modified more than SESSION_COOKIE_AGE ago.
+        oldest = time.time() - settings.SESSION_COOKIE_AGE
         for entry in os.scandir(path):
-            if entry.name.startswith(prefix) and "_out_" not in entry.name and entry.is_file():
+            if (
+                entry.name.startswith(prefix)
+                and "_out_" not in entry.name
+                and entry.is_file()
+                and entry.stat().st_mtime > oldest
+            ):
                 try:
                     with open(entry.path, encoding="ascii") as f:
                         text = f.read()
