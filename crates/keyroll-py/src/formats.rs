@@ -277,9 +277,14 @@ pub(crate) fn signed_cookie(
     } else {
         CookieSaltForm::V2
     };
-    SignedCookie::with_builder(ring, name, salt, SignerBuilder::new().future_tolerance(None))
-        .map(|c| c.writing(form))
-        .map_err(|e| config_err(&e))
+    SignedCookie::with_builder(
+        ring,
+        name,
+        salt,
+        SignerBuilder::new().future_tolerance(None),
+    )
+    .map(|c| c.writing(form))
+    .map_err(|e| config_err(&e))
 }
 
 /// `get_signed_cookie`'s verification, with the re-signed value when stale.
