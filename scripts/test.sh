@@ -83,6 +83,20 @@ step "Python side self-check"
 "$KEYROLL_DJANGO52_PYTHON" tests/django/selfcheck.py
 "$KEYROLL_DJANGO42_PYTHON" tests/django/selfcheck.py
 
+# --- keyroll Python/Django package (crates/keyroll-py): one test in the summary ---
+step "Python/Django package: wheel (maturin, release), package tests and Django's session suite, Django 5.2 and 4.2"
+set +e
+bash tests/django/package/run.sh
+py_status=$?
+set -e
+if [ "$py_status" -eq 0 ]; then
+    own_passed=$((own_passed + 1))
+else
+    own_failed=$((own_failed + 1))
+    echo "the Python/Django package tests FAILED"
+fi
+# --- end of the Python/Django package step ---
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
