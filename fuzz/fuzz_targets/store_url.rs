@@ -43,6 +43,11 @@ fn known(url: &str) -> Option<&'static str> {
         Some("postgres")
     } else if url.starts_with("redis://") || url.starts_with("rediss://") {
         Some("redis")
+    } else if url.starts_with("mysql://")
+        || url.starts_with("mysql2://")
+        || url.starts_with("mariadb://")
+    {
+        Some("mysql")
     } else {
         None
     }

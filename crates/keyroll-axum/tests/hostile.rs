@@ -379,7 +379,7 @@ async fn unusable_store_urls_and_table_names_are_refused_without_echoing_them() 
     for url in [
         "",
         "memory:",
-        "mysql://root:hunter2@db/x",
+        "mssql://root:hunter2@db/x",
         "hunter2",
         "sqlite://",
         "SQLITE://x.db",
