@@ -106,7 +106,7 @@ fuzz_target!(|data: &[u8]| {
             // around the (truncated) scheme.
             let shown = e.to_string();
             let fixed = format!(
-                "unsupported store URL (scheme {want:?}): use sqlite://path, postgres://… or redis://…"
+                "unsupported store URL (scheme {want:?}): use sqlite://path, postgres://…, mysql://… or redis://…"
             );
             assert_eq!(shown, fixed);
         }
