@@ -414,9 +414,10 @@ impl keyroll_store::Store for CutAfterCreate {
     async fn purge_expired_batch(
         &self,
         now: OffsetDateTime,
+        from: Option<OffsetDateTime>,
         limit: usize,
-    ) -> Result<u64, StoreError> {
-        self.inner.purge_expired_batch(now, limit).await
+    ) -> Result<keyroll_store::Purged, StoreError> {
+        self.inner.purge_expired_batch(now, from, limit).await
     }
 }
 

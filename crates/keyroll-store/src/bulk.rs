@@ -363,11 +363,14 @@ pub async fn purge(
     let batch = batch.max(1);
     let throttle = max_rate.map(Throttle::new);
     let mut total = 0u64;
+    let mut from = None;
     loop {
         if let Some(t) = &throttle {
             t.admit(batch as u64).await;
         }
-        let n = store.purge_expired_batch(now, batch).await?;
+        let done = store.purge_expired_batch(now, from, batch).await?;
+        from = done.through.or(from);
+        let n = done.deleted;
         total += n;
         purged.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         if let Some(p) = &progress {
@@ -588,6 +591,9 @@ impl Worker {
         let batch = self.opts.batch.max(1);
         let mut summary = ResignSummary::default();
         let mut pager = Pager::new(span, self.walk.live_at);
+        // At most one batch's write in flight while the next batch is read
+        // and signed; a batch is counted (and tallied) once it is written.
+        let mut writing: Option<tokio::task::JoinHandle<Result<ResignSummary, StoreError>>> = None;
         loop {
             self.walk.admit(batch).await;
             let rows = pager.next(self.store.as_ref(), batch).await?;
@@ -644,7 +650,10 @@ impl Worker {
             let passwords = &passwords;
             let mut swaps = Vec::new();
             let mut rehashed_in = Vec::new();
-            for (r, d) in rows.iter().zip(decoded) {
+            let read = rows.len();
+            // The rows are not needed after this: their key and data move
+            // into the swaps instead of being copied.
+            for (r, d) in rows.into_iter().zip(decoded) {
                 let plan = match d {
                     None => {
                         b.expired += 1;
@@ -664,40 +673,65 @@ impl Worker {
                     Plan::Rewrite { data, rehashed } => {
                         rehashed_in.push(rehashed);
                         swaps.push(Swap {
-                            key: r.key.clone(),
-                            expected: r.data.clone(),
+                            key: r.key,
+                            expected: r.data,
                             new: data,
                         });
                     }
                 }
             }
+            // The previous batch's write is awaited only now: its commit
+            // overlapped this batch's read and signing.
+            if let Some(w) = writing.take() {
+                let done = w
+                    .await
+                    .map_err(|_| StoreError::Task("resign: a write task failed"))??;
+                self.count(&mut summary, &done);
+            }
             if self.opts.dry_run {
                 b.resigned += swaps.len() as u64;
                 b.auth_rehashed += rehashed_in.iter().filter(|r| **r).count() as u64;
-            } else if !swaps.is_empty() {
-                let applied = self.store.compare_and_swap_many(&swaps).await?;
-                for (ok, rehashed) in applied.iter().zip(&rehashed_in) {
-                    if *ok {
-                        b.resigned += 1;
-                        b.auth_rehashed += u64::from(*rehashed);
-                    } else {
-                        b.conflicts += 1;
+                self.count(&mut summary, &b);
+            } else if swaps.is_empty() {
+                self.count(&mut summary, &b);
+            } else {
+                let store = Arc::clone(&self.store);
+                writing = Some(tokio::spawn(async move {
+                    let applied = store.compare_and_swap_many(&swaps).await?;
+                    for (ok, rehashed) in applied.iter().zip(&rehashed_in) {
+                        if *ok {
+                            b.resigned += 1;
+                            b.auth_rehashed += u64::from(*rehashed);
+                        } else {
+                            b.conflicts += 1;
+                        }
                     }
-                }
+                    Ok::<_, StoreError>(b)
+                }));
             }
-            summary.add(&b);
-            if let Some(tally) = &self.opts.tally {
-                tally
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .add(&b);
-            }
-            progress(rows.len() as u64);
-            if rows.len() < batch {
+            progress(read as u64);
+            if read < batch {
                 break;
             }
         }
+        if let Some(w) = writing.take() {
+            let done = w
+                .await
+                .map_err(|_| StoreError::Task("resign: a write task failed"))??;
+            self.count(&mut summary, &done);
+        }
         Ok(summary)
+    }
+
+    /// Adds a written batch to the worker's summary and the run's tally.
+    fn count(&self, summary: &mut ResignSummary, b: &ResignSummary) {
+        summary.add(b);
+        if let Some(tally) = &self.opts.tally {
+            tally
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .add(b);
+        }
     }
 
     fn plan(

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::store::{
-    is_valid_session_key, new_session_key, KeyRange, SessionRecord, Store, StoreError, Swap,
+    is_valid_session_key, new_session_key, KeyRange, Purged, SessionRecord, Store, StoreError, Swap,
 };
 
 /// Sessions in memory (`memory://` in [`open_store`](crate::open_store)).
@@ -174,8 +174,9 @@ impl Store for MemoryStore {
     async fn purge_expired_batch(
         &self,
         now: OffsetDateTime,
+        _from: Option<OffsetDateTime>,
         limit: usize,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Purged, StoreError> {
         let mut rows = self.rows();
         let doomed: Vec<String> = rows
             .iter()
@@ -186,6 +187,9 @@ impl Store for MemoryStore {
         for k in &doomed {
             rows.remove(k);
         }
-        Ok(doomed.len() as u64)
+        Ok(Purged {
+            deleted: doomed.len() as u64,
+            through: None,
+        })
     }
 }

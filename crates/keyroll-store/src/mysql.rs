@@ -35,7 +35,7 @@ use mysql_async::{
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::store::{
-    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, RowCounts,
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, Purged, RowCounts,
     SessionRecord, Store, StoreError, Swap, UserTable,
 };
 use crate::timeouts::Timeouts;
@@ -88,6 +88,7 @@ struct Sql {
     update: String,
     delete: String,
     cas: String,
+    purge_bound: String,
     purge: String,
     select: String,
     quoted: String,
@@ -117,7 +118,15 @@ impl Sql {
                 "UPDATE {t} SET session_data = ? WHERE session_key = ? \
                  AND CAST(session_data AS BINARY) = CAST(? AS BINARY)"
             ),
-            purge: format!("DELETE FROM {t} WHERE expire_date <= ? LIMIT ?"),
+            // The batch's last expiry first (an index range from where the
+            // last batch ended), then the rows up to it: InnoDB's
+            // delete-marked index records of earlier batches are not
+            // stepped over again. Ties at the boundary go in the same batch.
+            purge_bound: format!(
+                "SELECT MAX(e) FROM (SELECT expire_date AS e FROM {t} WHERE expire_date <= ? \
+                 AND expire_date >= ? ORDER BY expire_date LIMIT ?) AS b"
+            ),
+            purge: format!("DELETE FROM {t} WHERE expire_date >= ? AND expire_date <= ?"),
             select: format!("SELECT session_key, session_data, expire_date FROM {t}"),
             quoted: t,
         }
@@ -811,14 +820,32 @@ impl Store for MysqlStore {
     async fn purge_expired_batch(
         &self,
         now: OffsetDateTime,
+        from: Option<OffsetDateTime>,
         limit: usize,
-    ) -> Result<u64, StoreError> {
-        let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+    ) -> Result<Purged, StoreError> {
+        let limit = u64::try_from(limit.max(1)).unwrap_or(u64::MAX);
+        let from = to_value(from.unwrap_or(OffsetDateTime::UNIX_EPOCH));
         timed!(self, conn, {
-            conn.exec_drop(&self.sql.purge, (to_value(now), limit))
+            let bound: Option<Value> = conn
+                .exec_first(&self.sql.purge_bound, (to_value(now), from.clone(), limit))
                 .await
                 .map_err(my_err)?;
-            Ok(conn.affected_rows())
+            let through = match bound {
+                None | Some(Value::NULL) => {
+                    return Ok(Purged {
+                        deleted: 0,
+                        through: None,
+                    })
+                }
+                Some(v) => from_value(v)?,
+            };
+            conn.exec_drop(&self.sql.purge, (from, to_value(through)))
+                .await
+                .map_err(my_err)?;
+            Ok(Purged {
+                deleted: conn.affected_rows(),
+                through: Some(through),
+            })
         })
     }
 }

@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
 use crate::store::{
-    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, RowCounts,
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, Purged, RowCounts,
     SessionRecord, Store, StoreError, Swap, UserTable,
 };
 use crate::timeouts::Timeouts;
@@ -126,9 +126,13 @@ impl Sql {
                  FROM unnest($1::text[], $2::text[], $3::text[]) AS v(k, old_data, new_data) \
                  WHERE t.session_key = v.k AND t.session_data = v.old_data RETURNING t.session_key"
             ),
+            // Oldest expiry first, from where the last batch ended: the
+            // index entries of rows deleted before are not stepped over again.
             purge: format!(
                 "DELETE FROM {t} WHERE session_key IN \
-                 (SELECT session_key FROM {t} WHERE expire_date <= $1 LIMIT $2)"
+                 (SELECT session_key FROM {t} WHERE expire_date <= $1 \
+                 AND ($3::timestamptz IS NULL OR expire_date >= $3) \
+                 ORDER BY expire_date LIMIT $2) RETURNING expire_date"
             ),
             select: format!("SELECT session_key, session_data, expire_date FROM {t}"),
             quoted: t,
@@ -692,15 +696,28 @@ impl Store for PostgresStore {
     async fn purge_expired_batch(
         &self,
         now: OffsetDateTime,
+        from: Option<OffsetDateTime>,
         limit: usize,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Purged, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         timed!(self, client, {
             let stmt = client
                 .prepare_cached(&self.sql.purge)
                 .await
                 .map_err(pg_err)?;
-            client.execute(&stmt, &[&now, &limit]).await.map_err(pg_err)
+            let rows = client
+                .query(&stmt, &[&now, &limit, &from])
+                .await
+                .map_err(pg_err)?;
+            let mut through: Option<OffsetDateTime> = None;
+            for r in &rows {
+                let e: OffsetDateTime = r.try_get(0).map_err(pg_err)?;
+                through = Some(through.map_or(e, |t| t.max(e)));
+            }
+            Ok(Purged {
+                deleted: rows.len() as u64,
+                through,
+            })
         })
     }
 }

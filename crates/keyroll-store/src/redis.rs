@@ -42,8 +42,8 @@ use redis::{RedisError, Script, Value};
 use time::OffsetDateTime;
 
 use crate::store::{
-    is_valid_session_key, new_session_key, KeyRange, RowCounts, SessionRecord, Store, StoreError,
-    Swap,
+    is_valid_session_key, new_session_key, KeyRange, Purged, RowCounts, SessionRecord, Store,
+    StoreError, Swap,
 };
 use crate::timeouts::Timeouts;
 use crate::tls::RedisTls;
@@ -606,14 +606,18 @@ impl Store for RedisStore {
     async fn purge_expired_batch(
         &self,
         now: OffsetDateTime,
+        _from: Option<OffsetDateTime>,
         limit: usize,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Purged, StoreError> {
         let mut inv = PURGE.prepare_invoke();
         inv.key(&self.index)
             .key(&self.expiry)
             .arg(&self.prefix)
             .arg(micros(now))
             .arg(limit.clamp(1, PURGE_CHUNK));
-        self.invoke(&inv).await
+        Ok(Purged {
+            deleted: self.invoke(&inv).await?,
+            through: None,
+        })
     }
 }

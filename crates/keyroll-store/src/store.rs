@@ -404,24 +404,31 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
         count_by_scan(self, range, now).await
     }
 
-    /// Deletes up to `limit` expired records, in one short statement or
-    /// transaction; returns how many.
+    /// Deletes up to `limit` records expired at `now`, oldest expiry first,
+    /// in one short statement or transaction. `from` is the previous batch's
+    /// [`Purged::through`]: the next batch starts there (through the expiry
+    /// index) instead of stepping again over index entries of rows already
+    /// deleted but not yet cleaned up (PostgreSQL, InnoDB), which would make
+    /// a purge of millions of rows quadratic.
     async fn purge_expired_batch(
         &self,
         now: OffsetDateTime,
+        from: Option<OffsetDateTime>,
         limit: usize,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<Purged, StoreError>;
 
     /// Deletes every expired record, [`PURGE_BATCH`] at a time (no long lock
     /// on a live table); returns how many.
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let mut total = 0u64;
+        let mut from = None;
         loop {
-            let n = self.purge_expired_batch(now, PURGE_BATCH).await?;
-            total += n;
-            if n < PURGE_BATCH as u64 {
+            let batch = self.purge_expired_batch(now, from, PURGE_BATCH).await?;
+            total += batch.deleted;
+            if batch.deleted < PURGE_BATCH as u64 {
                 return Ok(total);
             }
+            from = batch.through.or(from);
         }
     }
 
@@ -465,6 +472,16 @@ pub(crate) async fn count_by_scan<S: Store + ?Sized>(
 
 /// Expired rows deleted per statement by [`Store::purge_expired`].
 pub const PURGE_BATCH: usize = 5000;
+
+/// What one batch of a purge deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Rows deleted.
+    pub deleted: u64,
+    /// The latest expiry among them, where the store tracks it: where the
+    /// next batch may start.
+    pub through: Option<OffsetDateTime>,
+}
 
 /// Rows of a table, live and expired, at one instant.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

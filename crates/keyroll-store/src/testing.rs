@@ -719,15 +719,22 @@ pub async fn purge_in_batches(fx: &Fixture) {
     let live = s.create("live", now + Duration::days(1)).await.unwrap();
     if !fx.keeps_expired {
         // Redis dropped the sessions; the batches clean its index entries.
-        while s.purge_expired_batch(now, 3).await.unwrap() > 0 {}
+        while s.purge_expired_batch(now, None, 3).await.unwrap().deleted > 0 {}
         assert!(s.load(&live, now).await.unwrap().is_some());
         return;
     }
-    assert_eq!(s.purge_expired_batch(now, 3).await.unwrap(), 3);
-    assert_eq!(s.purge_expired_batch(now, 3).await.unwrap(), 3);
-    assert_eq!(s.purge_expired_batch(now, 3).await.unwrap(), 1);
-    assert_eq!(s.purge_expired_batch(now, 3).await.unwrap(), 0);
+    // Each batch from where the last one ended, oldest expiry first.
+    let mut from = None;
+    for want in [3, 3, 1, 0] {
+        let b = s.purge_expired_batch(now, from, 3).await.unwrap();
+        assert_eq!(b.deleted, want);
+        if let (Some(t), Some(f)) = (b.through, from) {
+            assert!(t >= f, "batches move forward");
+        }
+        from = b.through.or(from);
+    }
     assert!(s.load(&live, now).await.unwrap().is_some());
+    assert_eq!(snapshot(s).await.len(), 1);
 }
 
 /// `scan_live` pages through live rows only, in key order, within a range;

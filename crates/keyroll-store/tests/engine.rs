@@ -751,9 +751,10 @@ mod cache {
         async fn purge_expired_batch(
             &self,
             now: OffsetDateTime,
+            from: Option<OffsetDateTime>,
             limit: usize,
-        ) -> Result<u64, StoreError> {
-            self.0.purge_expired_batch(now, limit).await
+        ) -> Result<keyroll_store::Purged, StoreError> {
+            self.0.purge_expired_batch(now, from, limit).await
         }
     }
 

@@ -34,7 +34,7 @@ use rusqlite::{
 use time::OffsetDateTime;
 
 use crate::store::{
-    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, RowCounts,
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, Purged, RowCounts,
     SessionRecord, StorageOrder, Store, StoreError, Swap, UserTable,
 };
 
@@ -118,10 +118,12 @@ impl Sql {
             update: format!("UPDATE {t} SET session_data = ?2, expire_date = ?3 WHERE session_key = ?1"),
             delete: format!("DELETE FROM {t} WHERE session_key = ?1"),
             cas: format!("UPDATE {t} SET session_data = ?1 WHERE session_key = ?2 AND session_data = ?3"),
-            // By key (every layout has one), a batch found through the expiry index.
+            // Oldest expiry first through the expiry index, from where the
+            // last batch ended; by key (every layout has one).
             purge: format!(
                 "DELETE FROM {t} WHERE session_key IN \
-                 (SELECT session_key FROM {t} WHERE expire_date <= ?1 LIMIT ?2)"
+                 (SELECT session_key FROM {t} WHERE expire_date <= ?1 AND expire_date > ?3 \
+                 ORDER BY expire_date LIMIT ?2) RETURNING expire_date"
             ),
             select: format!("SELECT session_key, session_data, expire_date FROM {t}"),
         }
@@ -603,18 +605,34 @@ impl Store for SqliteStore {
     async fn purge_expired_batch(
         &self,
         now: OffsetDateTime,
+        from: Option<OffsetDateTime>,
         limit: usize,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Purged, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Strictly after one microsecond before `from`: Django's text for a
+        // whole second has no fraction ("…:05" sorts before "…:05.000000").
+        // The empty string sorts before every datetime text.
+        let from = from.map_or_else(String::new, |f| {
+            compare_datetime(f - time::Duration::microseconds(1))
+        });
         self.run(move |inner| {
             let conn = inner.writer();
-            let n = conn
-                .execute(
-                    &inner.sql.purge,
-                    rusqlite::params![compare_datetime(now), limit],
-                )
+            let mut stmt = conn.prepare_cached(&inner.sql.purge).map_err(db_err)?;
+            let mut rows = stmt
+                .query(rusqlite::params![compare_datetime(now), limit, from])
                 .map_err(db_err)?;
-            Ok(n as u64)
+            let (mut deleted, mut latest): (u64, Option<String>) = (0, None);
+            while let Some(r) = rows.next().map_err(db_err)? {
+                deleted += 1;
+                let e: String = r.get(0).map_err(db_err)?;
+                if latest.as_deref().is_none_or(|l| e.as_str() > l) {
+                    latest = Some(e);
+                }
+            }
+            Ok(Purged {
+                deleted,
+                through: latest.as_deref().and_then(parse_datetime),
+            })
         })
         .await
     }
