@@ -471,7 +471,7 @@ pub(crate) async fn count_by_scan<S: Store + ?Sized>(
 }
 
 /// Expired rows deleted per statement by [`Store::purge_expired`].
-pub const PURGE_BATCH: usize = 5000;
+pub const PURGE_BATCH: usize = 20_000;
 
 /// What one batch of a purge deleted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -92,6 +92,7 @@ struct Sql {
     delete: String,
     cas: String,
     purge: String,
+    purge_by_key: String,
     select: String,
 }
 
@@ -119,8 +120,15 @@ impl Sql {
             delete: format!("DELETE FROM {t} WHERE session_key = ?1"),
             cas: format!("UPDATE {t} SET session_data = ?1 WHERE session_key = ?2 AND session_data = ?3"),
             // Oldest expiry first through the expiry index, from where the
-            // last batch ended; by key (every layout has one).
+            // last batch ended; by rowid (a Django table: the table's own
+            // b-tree, no descent of the key index per row), else by key
+            // (keyroll's own `WITHOUT ROWID` table).
             purge: format!(
+                "DELETE FROM {t} WHERE rowid IN \
+                 (SELECT rowid FROM {t} WHERE expire_date <= ?1 AND expire_date > ?3 \
+                 ORDER BY expire_date LIMIT ?2) RETURNING expire_date"
+            ),
+            purge_by_key: format!(
                 "DELETE FROM {t} WHERE session_key IN \
                  (SELECT session_key FROM {t} WHERE expire_date <= ?1 AND expire_date > ?3 \
                  ORDER BY expire_date LIMIT ?2) RETURNING expire_date"
@@ -617,7 +625,13 @@ impl Store for SqliteStore {
         });
         self.run(move |inner| {
             let conn = inner.writer();
-            let mut stmt = conn.prepare_cached(&inner.sql.purge).map_err(db_err)?;
+            let mut stmt = match conn.prepare_cached(&inner.sql.purge) {
+                Ok(stmt) => stmt,
+                Err(e) if e.to_string().contains("no such column") => conn
+                    .prepare_cached(&inner.sql.purge_by_key)
+                    .map_err(db_err)?,
+                Err(e) => return Err(db_err(e)),
+            };
             let mut rows = stmt
                 .query(rusqlite::params![compare_datetime(now), limit, from])
                 .map_err(db_err)?;
