@@ -46,6 +46,9 @@ const CREATE_ATTEMPTS: usize = 10;
 /// Rows per statement in a batch of compare-and-swaps or an id lookup
 /// (three placeholders a row stays far below MySQL's 65,535).
 const CHUNK: usize = 1000;
+/// Keys per `DELETE … IN (…)` of a purge batch (MySQL takes at most 65,535
+/// placeholders a statement).
+const PURGE_KEYS_PER_STATEMENT: usize = 20_000;
 /// MySQL's error number for a duplicate primary key.
 const ER_DUP_ENTRY: u16 = 1062;
 
@@ -88,8 +91,7 @@ struct Sql {
     update: String,
     delete: String,
     cas: String,
-    purge_bound: String,
-    purge: String,
+    purge_keys: String,
     select: String,
     quoted: String,
 }
@@ -118,15 +120,15 @@ impl Sql {
                 "UPDATE {t} SET session_data = ? WHERE session_key = ? \
                  AND CAST(session_data AS BINARY) = CAST(? AS BINARY)"
             ),
-            // The batch's last expiry first (an index range from where the
-            // last batch ended), then the rows up to it: InnoDB's
-            // delete-marked index records of earlier batches are not
-            // stepped over again. Ties at the boundary go in the same batch.
-            purge_bound: format!(
-                "SELECT MAX(e) FROM (SELECT expire_date AS e FROM {t} WHERE expire_date <= ? \
-                 AND expire_date >= ? ORDER BY expire_date LIMIT ?) AS b"
+            // The batch's keys through the expiry index (a covering range
+            // scan from where the last batch ended: InnoDB's delete-marked
+            // records of earlier batches are not stepped over again), then
+            // the rows by primary key. One DELETE over an expiry range would
+            // be planned as a full table scan per batch.
+            purge_keys: format!(
+                "SELECT session_key, expire_date FROM {t} WHERE expire_date <= ? \
+                 AND expire_date >= ? ORDER BY expire_date LIMIT ?"
             ),
-            purge: format!("DELETE FROM {t} WHERE expire_date >= ? AND expire_date <= ?"),
             select: format!("SELECT session_key, session_data, expire_date FROM {t}"),
             quoted: t,
         }
@@ -826,24 +828,30 @@ impl Store for MysqlStore {
         let limit = u64::try_from(limit.max(1)).unwrap_or(u64::MAX);
         let from = to_value(from.unwrap_or(OffsetDateTime::UNIX_EPOCH));
         timed!(self, conn, {
-            let bound: Option<Value> = conn
-                .exec_first(&self.sql.purge_bound, (to_value(now), from.clone(), limit))
+            let found: Vec<(String, Value)> = conn
+                .exec(&self.sql.purge_keys, (to_value(now), from, limit))
                 .await
                 .map_err(my_err)?;
-            let through = match bound {
-                None | Some(Value::NULL) => {
-                    return Ok(Purged {
-                        deleted: 0,
-                        through: None,
-                    })
-                }
-                Some(v) => from_value(v)?,
+            let Some((_, last)) = found.last() else {
+                return Ok(Purged::default());
             };
-            conn.exec_drop(&self.sql.purge, (from, to_value(through)))
-                .await
-                .map_err(my_err)?;
+            let through = from_value(last.clone())?;
+            let mut deleted = 0u64;
+            for chunk in found.chunks(PURGE_KEYS_PER_STATEMENT) {
+                // Still expired at `now`: a row a user renewed meanwhile stays.
+                let sql = format!(
+                    "DELETE FROM {} WHERE expire_date <= ? AND session_key IN ({})",
+                    self.sql.quoted,
+                    placeholders(chunk.len())
+                );
+                let mut args: Vec<Value> = Vec::with_capacity(chunk.len() + 1);
+                args.push(to_value(now));
+                args.extend(chunk.iter().map(|(k, _)| Value::from(k.as_str())));
+                conn.exec_drop(&sql, args).await.map_err(my_err)?;
+                deleted += conn.affected_rows();
+            }
             Ok(Purged {
-                deleted: conn.affected_rows(),
+                deleted,
                 through: Some(through),
             })
         })

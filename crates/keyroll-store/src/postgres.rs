@@ -130,9 +130,10 @@ impl Sql {
             // index entries of rows deleted before are not stepped over again.
             // By tuple id: no primary-key lookup per row.
             purge: format!(
-                "DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} WHERE expire_date <= $1 \
-                 AND ($3::timestamptz IS NULL OR expire_date >= $3) \
-                 ORDER BY expire_date LIMIT $2)) RETURNING expire_date"
+                "WITH d AS (DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} \
+                 WHERE expire_date <= $1 AND ($3::timestamptz IS NULL OR expire_date >= $3) \
+                 ORDER BY expire_date LIMIT $2)) RETURNING expire_date) \
+                 SELECT count(*), max(expire_date) FROM d"
             ),
             select: format!("SELECT session_key, session_data, expire_date FROM {t}"),
             quoted: t,
@@ -705,17 +706,14 @@ impl Store for PostgresStore {
                 .prepare_cached(&self.sql.purge)
                 .await
                 .map_err(pg_err)?;
-            let rows = client
-                .query(&stmt, &[&now, &limit, &from])
+            let row = client
+                .query_one(&stmt, &[&now, &limit, &from])
                 .await
                 .map_err(pg_err)?;
-            let mut through: Option<OffsetDateTime> = None;
-            for r in &rows {
-                let e: OffsetDateTime = r.try_get(0).map_err(pg_err)?;
-                through = Some(through.map_or(e, |t| t.max(e)));
-            }
+            let deleted: i64 = row.try_get(0).map_err(pg_err)?;
+            let through: Option<OffsetDateTime> = row.try_get(1).map_err(pg_err)?;
             Ok(Purged {
-                deleted: rows.len() as u64,
+                deleted: deleted.unsigned_abs(),
                 through,
             })
         })
