@@ -7,6 +7,8 @@
 #     the file cache for the cache engine; SQLite, then PostgreSQL and MariaDB
 #     in runs of their own, for the db engine), and the `keyroll` command
 #     line the wheel installs;
+#   - a real browser (tests/browser/django.sh: Chromium, runserver, a ring file
+#     rotated under it; KEYROLL_SKIP_BROWSER=1 skips it);
 #   - Django's own session test suite (tests/sessions_tests from the pinned
 #     Django sdist, cached in .venv/django-src/) against keyroll's engines.
 # for Django 5.2 and 4.2. Prints one `N passed, N failed` line per part and
@@ -88,6 +90,16 @@ for py in "$py52" "$py42"; do
     KEYROLL_TEST_DB=postgres package_tests "$py" "  db engine on PostgreSQL, Django $v" test_real_stores.DbStore
     KEYROLL_TEST_DB=mysql package_tests "$py" "  db engine on MariaDB, Django $v" test_real_stores.DbStore
 done
+
+# A real browser: runserver with keys from a ring file, Chromium logs in under
+# A, the ring rotates, A is dropped, still logged in (tests/browser/django.sh).
+if out=$(bash tests/browser/django.sh "$py52" 2>&1); then
+    echo "$out" | tail -n 4
+    if echo "$out" | grep -q '^SKIPPED'; then record "real browser (Chromium), Django 5.2" 0 0; else record "real browser (Chromium), Django 5.2" 1 0; fi
+else
+    echo "$out" | tail -n 30
+    record "real browser (Chromium), Django 5.2" 0 1
+fi
 
 # Django's own session tests against keyroll's engines.
 src=.venv/django-src

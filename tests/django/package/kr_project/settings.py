@@ -4,7 +4,8 @@ KEYROLL_TEST_DB=postgres|mysql puts the database on the server at
 127.0.0.1:5432 (user postgres) or 127.0.0.1:3306 (user root); Django's test
 runner makes a database of the run's own there and drops it at the end.
 KEYROLL_TEST_SQLITE_FILE=PATH: a SQLite file instead of the in-memory one
-(used to make a table for the `keyroll` command line).
+(used to make a table for the `keyroll` command line, and by the browser test).
+KEYROLL_TEST_RING=PATH: keys from that ring file, followed as it changes.
 """
 
 import os
@@ -13,7 +14,7 @@ import tempfile
 SECRET_KEY = "key-A-" + "a" * 44
 SECRET_KEY_FALLBACKS = []
 DEBUG = False
-ALLOWED_HOSTS = ["testserver"]
+ALLOWED_HOSTS = ["testserver", "127.0.0.1"]
 USE_TZ = True
 ROOT_URLCONF = "kr_project.urls"
 INSTALLED_APPS = [
@@ -77,6 +78,12 @@ TEMPLATES = [
         "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
     }
 ]
+if os.environ.get("KEYROLL_TEST_RING"):  # the real-browser test (tests/browser/django.sh)
+    from keyroll.django import secret_key_settings
+
+    KEYROLL_RING = os.environ["KEYROLL_TEST_RING"]
+    KEYROLL_RING_CHECK_INTERVAL = 0
+    SECRET_KEY, SECRET_KEY_FALLBACKS = secret_key_settings(KEYROLL_RING)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/private/"
 SESSION_ENGINE = "keyroll.django.sessions.db"
