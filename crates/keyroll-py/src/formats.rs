@@ -162,6 +162,11 @@ pub(crate) fn builder(salt: Option<&str>, sep: &str) -> SignerBuilder {
     }
 }
 
+/// The signer of `signing.dumps`/`loads` objects under `salt` (`:` separator).
+pub(crate) fn object_signer(ring: &KeyRing, salt: Option<&str>) -> PyResult<ObjectSigner> {
+    ObjectSigner::new(builder(salt, ":"), true, ring).map_err(|e| config_err(&e))
+}
+
 fn config_err(e: &keyroll::ConfigError) -> PyErr {
     pyo3::exceptions::PyValueError::new_err(e.to_string())
 }
@@ -221,13 +226,11 @@ pub(crate) fn unsign_timestamp(
 /// `signing.loads` up to the serializer: the signature (and age), then
 /// base64 and zlib, within the limits; the serialized bytes come back.
 pub(crate) fn loads_raw(
-    ring: &KeyRing,
+    signer: &ObjectSigner,
     token: &str,
-    salt: Option<&str>,
     max_age: Option<Duration>,
     now: OffsetDateTime,
 ) -> PyResult<Found<Vec<u8>>> {
-    let signer = ObjectSigner::new(builder(salt, ":"), true, ring).map_err(|e| config_err(&e))?;
     let v = signer
         .loads_json_at(token, max_age, now)
         .map_err(|e| verify_err(&e))?;

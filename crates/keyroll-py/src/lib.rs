@@ -67,6 +67,16 @@ fn key_id(secret: &str) -> String {
     keyroll::Secret::from(secret).id().to_string()
 }
 
+/// Runs the `keyroll` command line (the binary of `crates/keyroll-cli`) with
+/// `args` (`sys.argv`: the program's name first) and returns its exit status.
+///
+/// The GIL is released while it runs; it writes to the process's standard
+/// output and error directly (file descriptors 1 and 2).
+#[pyfunction]
+fn run_cli(py: Python<'_>, args: Vec<std::ffi::OsString>) -> u8 {
+    py.detach(|| keyroll_cli::run_status(args))
+}
+
 /// The module `keyroll._keyroll`.
 #[pymodule]
 fn _keyroll(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -75,6 +85,7 @@ fn _keyroll(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<formats::Verified>()?;
     m.add_class::<formats::LoginVerdict>()?;
     m.add_function(wrap_pyfunction!(key_id, m)?)?;
+    m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     m.add("VerifyError", m.py().get_type::<VerifyError>())?;
     m.add("RingError", m.py().get_type::<RingError>())?;
     m.add("DB_SESSION_SALT", keyroll::DB_SESSION_SALT)?;

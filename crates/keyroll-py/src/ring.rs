@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use keyroll::ringfile::{OpenOptions, RingFile as KeyringFile};
-use keyroll::{KeyId, KeyRing, Role, Secret, SessionAuthHash};
+use keyroll::{KeyId, KeyRing, ObjectSigner, Role, Secret, SessionAuthHash};
 use pyo3::prelude::*;
 use time::OffsetDateTime;
 
@@ -19,7 +19,13 @@ struct Prepared {
     auth: SessionAuthHash,
     /// Each key's secret, for [`Ring::django_settings`].
     secrets: Vec<(KeyId, Secret)>,
+    /// Object signers already built, by salt: building one derives a MAC key
+    /// per key, which costs as much as verifying a session token.
+    object_signers: Mutex<Vec<(String, Arc<ObjectSigner>)>>,
 }
+
+/// At most this many salts keep a built object signer (a session engine uses one).
+const OBJECT_SIGNERS_KEPT: usize = 16;
 
 impl Prepared {
     fn new(ring: KeyRing, secrets: Vec<Secret>) -> Self {
@@ -27,7 +33,25 @@ impl Prepared {
             auth: SessionAuthHash::new(&ring),
             secrets: secrets.into_iter().map(|s| (s.id(), s)).collect(),
             ring,
+            object_signers: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The object signer for `salt`, built once (for up to
+    /// [`OBJECT_SIGNERS_KEPT`] salts; past that, each call builds its own).
+    fn object_signer(&self, salt: &str) -> PyResult<Arc<ObjectSigner>> {
+        let mut kept = self
+            .object_signers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, signer)) = kept.iter().find(|(s, _)| s == salt) {
+            return Ok(Arc::clone(signer));
+        }
+        let signer = Arc::new(formats::object_signer(&self.ring, Some(salt))?);
+        if kept.len() < OBJECT_SIGNERS_KEPT {
+            kept.push((salt.to_owned(), Arc::clone(&signer)));
+        }
+        Ok(signer)
     }
 
     fn secret_text(&self, id: KeyId) -> PyResult<String> {
@@ -232,9 +256,9 @@ impl Ring {
         now: Option<f64>,
     ) -> PyResult<Verified> {
         let (now, max_age) = (instant(now)?, crate::max_age(max_age)?);
-        let inner = &self.inner;
+        let signer = self.inner.object_signer(salt)?;
         Ok(py
-            .detach(|| formats::loads_raw(&inner.ring, token, Some(salt), max_age, now))?
+            .detach(|| formats::loads_raw(&signer, token, max_age, now))?
             .into_py(py))
     }
 

@@ -232,3 +232,13 @@ class RingFileFollowed(TransactionTestCase):
             self.assertEqual(c.get("/whoami/").json()["user"], "alice")
             self.assertEqual(settings.SECRET_KEY_FALLBACKS, [], "a retired fallback left settings")
 
+
+    def test_a_ring_file_set_at_run_time_is_followed(self):
+        from keyroll.django.ring import current_ring
+
+        path = os.path.join(tempfile.mkdtemp(), "ring.toml")
+        write_private(path, '[[keys]]\nrole = "primary"\nsecret = "%s"\n' % B)
+        with self.settings(SECRET_KEY=A):
+            self.assertEqual(current_ring().keys()[0][0], keyroll.key_id(A))  # no KEYROLL_RING: remembered
+            settings.KEYROLL_RING = path
+            self.assertEqual(current_ring().keys()[0][0], keyroll.key_id(B))

@@ -1,4 +1,6 @@
 from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.http import HttpResponse, JsonResponse
 from django.urls import path
 
@@ -35,7 +37,20 @@ def whoami(request):
     )
 
 
+def peek(request):
+    """Reads request.session only (not request.user)."""
+    return JsonResponse({"n": request.session.get("n")})
+
+
+@login_required
+def private(request):
+    return HttpResponse("hello " + request.user.get_username())
+
+
 urlpatterns = [
+    path("accounts/login/", LoginView.as_view()),
+    path("private/", private),
+    path("peek/", peek),
     path("plain/", plain),
     path("remember/", remember),
     path("login/", sign_in),

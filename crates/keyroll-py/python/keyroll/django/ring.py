@@ -13,6 +13,7 @@ _lock = threading.Lock()
 _file = None  # (path, allow_insecure, RingFile)
 _synced = None  # (generation, live key ids) last written into settings
 _from_settings = None  # ((SECRET_KEY, fallbacks), Ring)
+_no_ring_file = None  # the settings object (settings._wrapped) found without KEYROLL_RING
 
 
 def _ring_file(path):
@@ -53,10 +54,26 @@ def _sync_settings(rf, ring, now):
         _synced = state
 
 
+def _ring_path():
+    """``settings.KEYROLL_RING`` or None. A setting that is absent costs an
+    exception in Django's settings object (about 7 µs, several times a
+    request), so its absence is remembered for that settings object;
+    ``override_settings`` brings a new one, and an assignment to
+    ``settings.KEYROLL_RING`` lands in its ``__dict__``."""
+    global _no_ring_file
+    wrapped = settings._wrapped
+    if wrapped is _no_ring_file and "KEYROLL_RING" not in getattr(wrapped, "__dict__", ()):
+        return None
+    path = getattr(settings, "KEYROLL_RING", None)
+    if not path:
+        _no_ring_file = settings._wrapped
+    return path
+
+
 def current_ring(now=None):
     """The ``keyroll.Ring`` in force now."""
     global _from_settings
-    path = getattr(settings, "KEYROLL_RING", None)
+    path = _ring_path()
     if path:
         rf = _ring_file(path)
         ring = rf.current()
