@@ -414,7 +414,7 @@ impl keyroll_store::Store for CutAfterCreate {
     async fn purge_expired_batch(
         &self,
         now: OffsetDateTime,
-        from: Option<OffsetDateTime>,
+        from: &keyroll_store::PurgeFrom,
         limit: usize,
     ) -> Result<keyroll_store::Purged, StoreError> {
         self.inner.purge_expired_batch(now, from, limit).await

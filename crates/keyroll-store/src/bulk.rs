@@ -363,22 +363,22 @@ pub async fn purge(
     let batch = batch.max(1);
     let throttle = max_rate.map(Throttle::new);
     let mut total = 0u64;
-    let mut from = None;
+    let mut from = crate::store::PurgeFrom::Start;
     loop {
         if let Some(t) = &throttle {
             t.admit(batch as u64).await;
         }
-        let done = store.purge_expired_batch(now, from, batch).await?;
-        from = done.through.or(from);
+        let done = store.purge_expired_batch(now, &from, batch).await?;
         let n = done.deleted;
         total += n;
         purged.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         if let Some(p) = &progress {
             p(n);
         }
-        if n < batch as u64 {
+        if done.next == crate::store::PurgeFrom::Done {
             return Ok(total);
         }
+        from = done.next;
     }
 }
 

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::store::{
-    is_valid_session_key, new_session_key, KeyRange, Purged, SessionRecord, Store, StoreError, Swap,
+    is_valid_session_key, new_session_key, KeyRange, PurgeFrom, Purged, SessionRecord, Store,
+    StoreError, Swap,
 };
 
 /// Sessions in memory (`memory://` in [`open_store`](crate::open_store)).
@@ -174,7 +175,7 @@ impl Store for MemoryStore {
     async fn purge_expired_batch(
         &self,
         now: OffsetDateTime,
-        _from: Option<OffsetDateTime>,
+        _from: &PurgeFrom,
         limit: usize,
     ) -> Result<Purged, StoreError> {
         let mut rows = self.rows();
@@ -187,9 +188,11 @@ impl Store for MemoryStore {
         for k in &doomed {
             rows.remove(k);
         }
-        Ok(Purged {
-            deleted: doomed.len() as u64,
-            through: None,
-        })
+        Ok(Purged::batch(
+            doomed.len() as u64,
+            doomed.len(),
+            limit,
+            PurgeFrom::Start,
+        ))
     }
 }

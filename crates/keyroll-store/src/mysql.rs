@@ -35,8 +35,8 @@ use mysql_async::{
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::store::{
-    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, Purged, RowCounts,
-    SessionRecord, Store, StoreError, Swap, UserTable,
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, PurgeFrom, Purged,
+    RowCounts, SessionRecord, Store, StoreError, Swap, UserTable,
 };
 use crate::timeouts::Timeouts;
 
@@ -120,14 +120,14 @@ impl Sql {
                 "UPDATE {t} SET session_data = ? WHERE session_key = ? \
                  AND CAST(session_data AS BINARY) = CAST(? AS BINARY)"
             ),
-            // The batch's keys through the expiry index (a covering range
-            // scan from where the last batch ended: InnoDB's delete-marked
-            // records of earlier batches are not stepped over again), then
-            // the rows by primary key. One DELETE over an expiry range would
-            // be planned as a full table scan per batch.
+            // The batch's expired keys in primary-key order, from where the
+            // last batch ended: InnoDB stores rows in that order, so a purge
+            // reads the table sequentially, once (as one big DELETE does),
+            // and never steps over its own delete-marked records again; then
+            // the rows by primary key.
             purge_keys: format!(
-                "SELECT session_key, expire_date FROM {t} WHERE expire_date <= ? \
-                 AND expire_date >= ? ORDER BY expire_date LIMIT ?"
+                "SELECT session_key FROM {t} WHERE session_key > ? AND expire_date <= ? \
+                 ORDER BY session_key LIMIT ?"
             ),
             select: format!("SELECT session_key, session_data, expire_date FROM {t}"),
             quoted: t,
@@ -822,20 +822,24 @@ impl Store for MysqlStore {
     async fn purge_expired_batch(
         &self,
         now: OffsetDateTime,
-        from: Option<OffsetDateTime>,
+        from: &PurgeFrom,
         limit: usize,
     ) -> Result<Purged, StoreError> {
-        let limit = u64::try_from(limit.max(1)).unwrap_or(u64::MAX);
-        let from = to_value(from.unwrap_or(OffsetDateTime::UNIX_EPOCH));
+        let after = match from {
+            PurgeFrom::Key(k) => k.clone(),
+            PurgeFrom::Done => return Ok(Purged::batch(0, 0, 1, PurgeFrom::Done)),
+            _ => String::new(),
+        };
+        let want = limit.max(1);
+        let limit = u64::try_from(want).unwrap_or(u64::MAX);
         timed!(self, conn, {
-            let found: Vec<(String, Value)> = conn
-                .exec(&self.sql.purge_keys, (to_value(now), from, limit))
+            let found: Vec<String> = conn
+                .exec(&self.sql.purge_keys, (after, to_value(now), limit))
                 .await
                 .map_err(my_err)?;
-            let Some((_, last)) = found.last() else {
-                return Ok(Purged::default());
+            let Some(last) = found.last().cloned() else {
+                return Ok(Purged::batch(0, 0, want, PurgeFrom::Done));
             };
-            let through = from_value(last.clone())?;
             let mut deleted = 0u64;
             for chunk in found.chunks(PURGE_KEYS_PER_STATEMENT) {
                 // Still expired at `now`: a row a user renewed meanwhile stays.
@@ -846,14 +850,16 @@ impl Store for MysqlStore {
                 );
                 let mut args: Vec<Value> = Vec::with_capacity(chunk.len() + 1);
                 args.push(to_value(now));
-                args.extend(chunk.iter().map(|(k, _)| Value::from(k.as_str())));
+                args.extend(chunk.iter().map(|k| Value::from(k.as_str())));
                 conn.exec_drop(&sql, args).await.map_err(my_err)?;
                 deleted += conn.affected_rows();
             }
-            Ok(Purged {
+            Ok(Purged::batch(
                 deleted,
-                through: Some(through),
-            })
+                found.len(),
+                want,
+                PurgeFrom::Key(last),
+            ))
         })
     }
 }

@@ -34,8 +34,8 @@ use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
 use crate::store::{
-    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, Purged, RowCounts,
-    SessionRecord, Store, StoreError, Swap, UserTable,
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, PurgeFrom, Purged,
+    RowCounts, SessionRecord, Store, StoreError, Swap, UserTable,
 };
 use crate::timeouts::Timeouts;
 use crate::tls::{PgTls, SslMode};
@@ -697,9 +697,15 @@ impl Store for PostgresStore {
     async fn purge_expired_batch(
         &self,
         now: OffsetDateTime,
-        from: Option<OffsetDateTime>,
+        from: &PurgeFrom,
         limit: usize,
     ) -> Result<Purged, StoreError> {
+        let from = match from {
+            PurgeFrom::Expiry(t) => Some(*t),
+            PurgeFrom::Done => return Ok(Purged::batch(0, 0, 1, PurgeFrom::Done)),
+            _ => None,
+        };
+        let want = limit;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         timed!(self, client, {
             let stmt = client
@@ -712,10 +718,9 @@ impl Store for PostgresStore {
                 .map_err(pg_err)?;
             let deleted: i64 = row.try_get(0).map_err(pg_err)?;
             let through: Option<OffsetDateTime> = row.try_get(1).map_err(pg_err)?;
-            Ok(Purged {
-                deleted: deleted.unsigned_abs(),
-                through,
-            })
+            let next = through.map_or(PurgeFrom::Done, PurgeFrom::Expiry);
+            let found = usize::try_from(deleted).unwrap_or(0);
+            Ok(Purged::batch(deleted.unsigned_abs(), found, want, next))
         })
     }
 }

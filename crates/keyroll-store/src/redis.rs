@@ -42,8 +42,8 @@ use redis::{RedisError, Script, Value};
 use time::OffsetDateTime;
 
 use crate::store::{
-    is_valid_session_key, new_session_key, KeyRange, Purged, RowCounts, SessionRecord, Store,
-    StoreError, Swap,
+    is_valid_session_key, new_session_key, KeyRange, PurgeFrom, Purged, RowCounts, SessionRecord,
+    Store, StoreError, Swap,
 };
 use crate::timeouts::Timeouts;
 use crate::tls::RedisTls;
@@ -606,7 +606,7 @@ impl Store for RedisStore {
     async fn purge_expired_batch(
         &self,
         now: OffsetDateTime,
-        _from: Option<OffsetDateTime>,
+        _from: &PurgeFrom,
         limit: usize,
     ) -> Result<Purged, StoreError> {
         let mut inv = PURGE.prepare_invoke();
@@ -615,9 +615,13 @@ impl Store for RedisStore {
             .arg(&self.prefix)
             .arg(micros(now))
             .arg(limit.clamp(1, PURGE_CHUNK));
-        Ok(Purged {
-            deleted: self.invoke(&inv).await?,
-            through: None,
-        })
+        let deleted: u64 = self.invoke(&inv).await?;
+        let found = usize::try_from(deleted).unwrap_or(usize::MAX);
+        Ok(Purged::batch(
+            deleted,
+            found,
+            limit.clamp(1, PURGE_CHUNK),
+            PurgeFrom::Start,
+        ))
     }
 }

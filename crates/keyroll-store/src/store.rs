@@ -404,16 +404,18 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
         count_by_scan(self, range, now).await
     }
 
-    /// Deletes up to `limit` records expired at `now`, oldest expiry first,
-    /// in one short statement or transaction. `from` is the previous batch's
-    /// [`Purged::through`]: the next batch starts there (through the expiry
-    /// index) instead of stepping again over index entries of rows already
-    /// deleted but not yet cleaned up (PostgreSQL, InnoDB), which would make
-    /// a purge of millions of rows quadratic.
+    /// Deletes up to `limit` records expired at `now`, in one short
+    /// statement or transaction. `from` is where the previous batch ended
+    /// ([`Purged::next`]; [`PurgeFrom::Start`] for the first): each batch
+    /// goes on from there — in storage order where the table has one
+    /// (SQLite's rowids, InnoDB's primary key: sequential pages), else oldest
+    /// expiry first — instead of stepping again over what earlier batches
+    /// deleted (index entries PostgreSQL and InnoDB clean up only later),
+    /// which would make a purge of millions of rows quadratic.
     async fn purge_expired_batch(
         &self,
         now: OffsetDateTime,
-        from: Option<OffsetDateTime>,
+        from: &PurgeFrom,
         limit: usize,
     ) -> Result<Purged, StoreError>;
 
@@ -421,14 +423,14 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
     /// on a live table); returns how many.
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let mut total = 0u64;
-        let mut from = None;
+        let mut from = PurgeFrom::Start;
         loop {
-            let batch = self.purge_expired_batch(now, from, PURGE_BATCH).await?;
+            let batch = self.purge_expired_batch(now, &from, PURGE_BATCH).await?;
             total += batch.deleted;
-            if batch.deleted < PURGE_BATCH as u64 {
+            if batch.next == PurgeFrom::Done {
                 return Ok(total);
             }
-            from = batch.through.or(from);
+            from = batch.next;
         }
     }
 
@@ -473,14 +475,40 @@ pub(crate) async fn count_by_scan<S: Store + ?Sized>(
 /// Expired rows deleted per statement by [`Store::purge_expired`].
 pub const PURGE_BATCH: usize = 20_000;
 
-/// What one batch of a purge deleted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What one batch of a purge deleted, and where the next one goes on.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Purged {
     /// Rows deleted.
     pub deleted: u64,
-    /// The latest expiry among them, where the store tracks it: where the
-    /// next batch may start.
-    pub through: Option<OffsetDateTime>,
+    /// Where the next batch starts; [`PurgeFrom::Done`] when nothing is left.
+    pub next: PurgeFrom,
+}
+
+/// Where a purge batch starts (see [`Store::purge_expired_batch`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PurgeFrom {
+    /// The first batch.
+    Start,
+    /// After this storage position (SQLite's rowid).
+    Position(i64),
+    /// After this primary key (InnoDB's storage order).
+    Key(String),
+    /// From this expiry on (oldest expiry first).
+    Expiry(OffsetDateTime),
+    /// Nothing expired is left.
+    Done,
+}
+
+impl Purged {
+    /// `deleted` rows, and `next` unless fewer than `limit` were found (then
+    /// nothing is left).
+    pub fn batch(deleted: u64, found: usize, limit: usize, next: PurgeFrom) -> Self {
+        Self {
+            deleted,
+            next: if found < limit { PurgeFrom::Done } else { next },
+        }
+    }
 }
 
 /// Rows of a table, live and expired, at one instant.

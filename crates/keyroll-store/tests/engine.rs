@@ -751,7 +751,7 @@ mod cache {
         async fn purge_expired_batch(
             &self,
             now: OffsetDateTime,
-            from: Option<OffsetDateTime>,
+            from: &keyroll_store::PurgeFrom,
             limit: usize,
         ) -> Result<keyroll_store::Purged, StoreError> {
             self.0.purge_expired_batch(now, from, limit).await

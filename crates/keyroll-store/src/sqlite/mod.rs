@@ -34,8 +34,8 @@ use rusqlite::{
 use time::OffsetDateTime;
 
 use crate::store::{
-    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, Purged, RowCounts,
-    SessionRecord, StorageOrder, Store, StoreError, Swap, UserTable,
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, PurgeFrom, Purged,
+    RowCounts, SessionRecord, StorageOrder, Store, StoreError, Swap, UserTable,
 };
 
 use crate::datetime::{compare_datetime, django_datetime, parse_datetime};
@@ -119,18 +119,17 @@ impl Sql {
             update: format!("UPDATE {t} SET session_data = ?2, expire_date = ?3 WHERE session_key = ?1"),
             delete: format!("DELETE FROM {t} WHERE session_key = ?1"),
             cas: format!("UPDATE {t} SET session_data = ?1 WHERE session_key = ?2 AND session_data = ?3"),
-            // Oldest expiry first through the expiry index, from where the
-            // last batch ended; by rowid (a Django table: the table's own
-            // b-tree, no descent of the key index per row), else by key
-            // (keyroll's own `WITHOUT ROWID` table).
+            // In rowid order from where the last batch ended: the table's
+            // own pages, sequentially, once (as one big DELETE reads them).
             purge: format!(
                 "DELETE FROM {t} WHERE rowid IN \
-                 (SELECT rowid FROM {t} WHERE expire_date <= ?1 AND expire_date > ?3 \
-                 ORDER BY expire_date LIMIT ?2)"
+                 (SELECT rowid FROM {t} WHERE rowid > ?3 AND expire_date <= ?1 \
+                 ORDER BY rowid LIMIT ?2) RETURNING rowid"
             ),
+            // keyroll's own `WITHOUT ROWID` table: oldest expiry first, by key.
             purge_by_key: format!(
                 "DELETE FROM {t} WHERE session_key IN \
-                 (SELECT session_key FROM {t} WHERE expire_date <= ?1 AND expire_date > ?3 \
+                 (SELECT session_key FROM {t} WHERE expire_date <= ?1 \
                  ORDER BY expire_date LIMIT ?2)"
             ),
             select: format!("SELECT session_key, session_data, expire_date FROM {t}"),
@@ -613,34 +612,55 @@ impl Store for SqliteStore {
     async fn purge_expired_batch(
         &self,
         now: OffsetDateTime,
-        from: Option<OffsetDateTime>,
+        from: &PurgeFrom,
         limit: usize,
     ) -> Result<Purged, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        // Strictly after one microsecond before `from`: Django's text for a
-        // whole second has no fraction ("…:05" sorts before "…:05.000000").
-        // The empty string sorts before every datetime text.
-        let from = from.map_or_else(String::new, |f| {
-            compare_datetime(f - time::Duration::microseconds(1))
-        });
+        let after = match from {
+            PurgeFrom::Position(p) => *p,
+            PurgeFrom::Done => return Ok(Purged::batch(0, 0, 1, PurgeFrom::Done)),
+            _ => i64::MIN,
+        };
+        let want = limit.max(1);
+        let limit = i64::try_from(want).unwrap_or(i64::MAX);
+        let now = compare_datetime(now);
         self.run(move |inner| {
             let conn = inner.writer();
-            let mut stmt = match conn.prepare_cached(&inner.sql.purge) {
-                Ok(stmt) => stmt,
-                Err(e) if e.to_string().contains("no such column") => conn
-                    .prepare_cached(&inner.sql.purge_by_key)
-                    .map_err(db_err)?,
-                Err(e) => return Err(db_err(e)),
+            let stmt = conn.prepare_cached(&inner.sql.purge);
+            let outcome = match stmt {
+                Ok(mut stmt) => {
+                    let mut rows = stmt
+                        .query(rusqlite::params![now, limit, after])
+                        .map_err(db_err)?;
+                    let (mut deleted, mut last) = (0u64, after);
+                    while let Some(r) = rows.next().map_err(db_err)? {
+                        deleted += 1;
+                        last = last.max(r.get(0).map_err(db_err)?);
+                    }
+                    let found = usize::try_from(deleted).unwrap_or(usize::MAX);
+                    Ok(Purged::batch(
+                        deleted,
+                        found,
+                        want,
+                        PurgeFrom::Position(last),
+                    ))
+                }
+                Err(e) if e.to_string().contains("no such column") => {
+                    let deleted = conn
+                        .prepare_cached(&inner.sql.purge_by_key)
+                        .and_then(|mut s| s.execute(rusqlite::params![now, limit]))
+                        .map_err(db_err)?;
+                    // SQLite removes index entries with their rows: nothing
+                    // to step over again, the next batch starts afresh.
+                    Ok(Purged::batch(
+                        deleted as u64,
+                        deleted,
+                        want,
+                        PurgeFrom::Start,
+                    ))
+                }
+                Err(e) => Err(db_err(e)),
             };
-            let deleted = stmt
-                .execute(rusqlite::params![compare_datetime(now), limit, from])
-                .map_err(db_err)?;
-            // SQLite removes index entries with their rows: nothing dead to
-            // step over, so no starting point is handed on.
-            Ok(Purged {
-                deleted: deleted as u64,
-                through: None,
-            })
+            outcome
         })
         .await
     }
