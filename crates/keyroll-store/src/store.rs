@@ -404,8 +404,9 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
         count_by_scan(self, range, now).await
     }
 
-    /// Deletes up to `limit` records expired at `now`, in one short
-    /// statement or transaction. `from` is where the previous batch ended
+    /// Deletes about `limit` records expired at `now` (a store that walks
+    /// its pages takes some pages' worth), in one short statement or
+    /// transaction. `from` is where the previous batch ended
     /// ([`Purged::next`]; [`PurgeFrom::Start`] for the first): each batch
     /// goes on from there — in storage order where the table has one
     /// (SQLite's rowids, InnoDB's primary key: sequential pages), else oldest
@@ -490,7 +491,8 @@ pub struct Purged {
 pub enum PurgeFrom {
     /// The first batch.
     Start,
-    /// After this storage position (SQLite's rowid).
+    /// After this storage position (SQLite's rowid), or from this page
+    /// (PostgreSQL).
     Position(i64),
     /// After this primary key (InnoDB's storage order).
     Key(String),

@@ -735,7 +735,6 @@ pub async fn purge_in_batches(fx: &Fixture) {
     let mut deleted = Vec::new();
     loop {
         let b = s.purge_expired_batch(now, &from, 3).await.unwrap();
-        assert!(b.deleted <= 3, "{b:?}");
         deleted.push(b.deleted);
         if b.next == PurgeFrom::Done {
             break;
