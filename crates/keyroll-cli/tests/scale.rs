@@ -69,6 +69,15 @@ fn seed(path: &Path, live: usize, expired: usize) -> Vec<String> {
     rows.into_iter().take(live).map(|r| r.key).collect()
 }
 
+/// N of a summary line `resigned N, …`.
+fn resigned(line: &str) -> usize {
+    line.split(", ")
+        .next()
+        .and_then(|f| f.strip_prefix("resigned "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a summary line: {line}"))
+}
+
 fn url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
@@ -197,12 +206,7 @@ fn a_shard_killed_part_way_finishes_when_run_again_and_touches_only_its_keys() {
         "--shard",
         "2/3",
     ]);
-    let done: usize = line
-        .split(", ")
-        .next()
-        .and_then(|f| f.strip_prefix("resigned "))
-        .and_then(|n| n.parse().ok())
-        .unwrap();
+    let done = resigned(&line);
     assert_eq!(done + part.len(), in_shard2.len(), "{line}");
     assert!(line.contains("expired "), "{line}");
     let now_new = on_new_key(&db);
@@ -220,12 +224,7 @@ fn a_shard_killed_part_way_finishes_when_run_again_and_touches_only_its_keys() {
             "--shard",
             shard,
         ]);
-        rest += line
-            .split(", ")
-            .next()
-            .and_then(|f| f.strip_prefix("resigned "))
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap();
+        rest += resigned(&line);
     }
     assert_eq!(rest + in_shard2.len(), keys.len());
     assert_eq!(on_new_key(&db).len(), keys.len());
