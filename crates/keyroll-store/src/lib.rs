@@ -49,6 +49,7 @@ mod bulk;
 mod datetime;
 mod engine;
 mod memory;
+mod params;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -34,6 +34,7 @@ use mysql_async::{
 };
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
+use crate::params::{percent_decode, take_params};
 use crate::store::{
     check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, PurgeFrom, Purged,
     RowCounts, SessionRecord, Store, StoreError, Swap, UserTable,
@@ -408,22 +409,17 @@ enum Tls {
 /// driver cannot fall back to plain text, and a silent downgrade is what
 /// the setting is for avoiding.
 fn take_tls_from_url(url: &str) -> Result<(String, Tls), StoreError> {
-    let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_owned(), Tls::Driver));
-    };
+    const MODE: [&str; 3] = ["ssl-mode", "ssl_mode", "sslmode"];
+    const CA: [&str; 3] = ["ssl-ca", "ssl_ca", "sslrootcert"];
+    let names: Vec<&'static str> = MODE.iter().chain(&CA).copied().collect();
+    let (rest, taken) = take_params(BACKEND, url, &names)?;
     let (mut mode, mut ca): (Option<String>, Option<String>) = (None, None);
-    let mut kept: Vec<&str> = Vec::new();
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let slot = match name {
-            "ssl-mode" | "ssl_mode" | "sslmode" => &mut mode,
-            "ssl-ca" | "ssl_ca" | "sslrootcert" => &mut ca,
-            _ => {
-                if !pair.is_empty() {
-                    kept.push(pair);
-                }
-                continue;
-            }
+    for (name, value) in taken {
+        // Spellings of one setting count as the same parameter.
+        let slot = if MODE.contains(&name) {
+            &mut mode
+        } else {
+            &mut ca
         };
         if slot.is_some() {
             return Err(StoreError::backend(
@@ -431,15 +427,10 @@ fn take_tls_from_url(url: &str) -> Result<(String, Tls), StoreError> {
                 format_args!("URL parameter {name} is given twice"),
             ));
         }
-        *slot = Some(percent_decode(value).ok_or_else(|| {
+        *slot = Some(percent_decode(&value).ok_or_else(|| {
             StoreError::backend(BACKEND, format_args!("URL parameter {name}: bad escape"))
         })?);
     }
-    let rest = if kept.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    };
     let verify = |ssl: SslOpts, ca: Option<String>| match ca {
         // Only the given CA: the built-in web roots would accept any public certificate.
         Some(path) => ssl
@@ -484,24 +475,6 @@ fn take_tls_from_url(url: &str) -> Result<(String, Tls), StoreError> {
         }
     };
     Ok((rest, tls))
-}
-
-/// `%XX` escapes decoded (a path in a URL); `None` for a bad escape or non-UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// `mariadb://` and `mysql2://` (dj-database-url's spellings) as `mysql://`.

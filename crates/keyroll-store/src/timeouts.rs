@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::params::take_params;
 use crate::store::StoreError;
 
 /// How long a network store waits: no store call waits without bound.
@@ -52,32 +53,18 @@ impl Timeouts {
         url: &str,
     ) -> Result<(String, Self), StoreError> {
         let mut t = Self::default();
-        let Some((base, query)) = url.split_once('?').filter(|_| url.contains("://")) else {
-            return Ok((url.to_owned(), t));
-        };
-        let mut kept: Vec<&str> = Vec::new();
-        let mut seen: Vec<&str> = Vec::new();
-        for pair in query.split('&') {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (url, taken) = take_params(
+            backend,
+            url,
+            &["connect_timeout", "pool_timeout", "query_timeout"],
+        )?;
+        for (name, value) in taken {
             let slot = match name {
                 "connect_timeout" => &mut t.connect,
                 "pool_timeout" => &mut t.pool,
-                "query_timeout" => &mut t.query,
-                _ => {
-                    if !pair.is_empty() {
-                        kept.push(pair);
-                    }
-                    continue;
-                }
+                _ => &mut t.query,
             };
-            if seen.contains(&name) {
-                return Err(StoreError::backend(
-                    backend,
-                    format_args!("URL parameter {name} is given twice"),
-                ));
-            }
-            seen.push(name);
-            *slot = parse_seconds(value).ok_or_else(|| {
+            *slot = parse_seconds(&value).ok_or_else(|| {
                 StoreError::backend(
                     backend,
                     format_args!(
@@ -86,11 +73,6 @@ impl Timeouts {
                 )
             })?;
         }
-        let url = if kept.is_empty() {
-            base.to_owned()
-        } else {
-            format!("{base}?{}", kept.join("&"))
-        };
         Ok((url, t))
     }
 }
