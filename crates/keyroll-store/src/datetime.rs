@@ -5,6 +5,7 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 /// Django's text for a datetime (`str(naive_utc_datetime)`):
 /// `YYYY-MM-DD HH:MM:SS`, then `.ffffff` unless the microseconds are zero.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // SQLite writes; MySQL only reads text
 pub(crate) fn django_datetime(t: OffsetDateTime) -> String {
     let t = t.to_offset(UtcOffset::UTC);
     let base = format!(
@@ -24,6 +25,7 @@ pub(crate) fn django_datetime(t: OffsetDateTime) -> String {
 
 /// `now` for text comparisons: always six fraction digits, so that a stored
 /// `…:SS` (Django's whole-second form) compares as `…:SS.000000` would.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // SQLite writes; MySQL only reads text
 pub(crate) fn compare_datetime(t: OffsetDateTime) -> String {
     let t = t.to_offset(UtcOffset::UTC);
     format!(

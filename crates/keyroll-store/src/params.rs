@@ -13,6 +13,7 @@ use crate::store::StoreError;
 
 /// Takes a percent-encoded URL parameter value as a path.
 /// A malformed escape is kept as it is (the file is then not found, by name).
+#[cfg_attr(not(any(feature = "postgres", feature = "redis")), allow(dead_code))]
 pub(crate) fn url_path(value: &str) -> PathBuf {
     PathBuf::from(percent_decode(value).unwrap_or_else(|| value.to_owned()))
 }
