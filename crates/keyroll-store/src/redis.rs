@@ -118,16 +118,12 @@ return out
     )
 });
 
+/// Live sessions by the expiry index: entries expiring after `ARGV[1]` (µs).
+static COUNT: LazyLock<Script> =
+    LazyLock::new(|| Script::new("return redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')"));
+
 /// Deletes up to ARGV[3] sessions that expire at or before ARGV[2] (µs).
 /// KEYS: index, expiry. ARGV: prefix, now (µs), limit. Returns how many.
-/// Live and expired sessions by the expiry index: `{live, expired}`.
-static COUNT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "return {redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf'), \
-                 redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1])}",
-    )
-});
-
 static PURGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -595,7 +591,7 @@ impl Store for RedisStore {
         }
         let mut inv = COUNT.prepare_invoke();
         inv.key(&self.expiry).arg(micros(now));
-        let (live, _stale): (u64, u64) = self.invoke(&inv).await?;
+        let live: u64 = self.invoke(&inv).await?;
         // Redis dropped the expired sessions themselves; what is left of
         // them are index entries, not rows.
         Ok(RowCounts { live, expired: 0 })
