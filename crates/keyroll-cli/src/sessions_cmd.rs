@@ -9,7 +9,9 @@ use anyhow::Context as _;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use keyroll::Role;
-use keyroll_store::{open_store, BulkOptions, Progress, Store, StoreOptions, Users, DJANGO_TABLE};
+use keyroll_store::{
+    open_store, BulkOptions, Progress, RowCounts, Store, StoreOptions, Users, DJANGO_TABLE,
+};
 use time::OffsetDateTime;
 
 use crate::{keys, KeySource};
@@ -109,8 +111,8 @@ fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
 /// How much of the table a census or resign walks, and how fast.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct WalkArgs {
-    /// Read expired rows too (by default they are counted through the
-    /// index, not read).
+    /// Fetch expired rows too (by default they stay in the database and are
+    /// counted through the index).
     #[arg(long)]
     include_expired: bool,
     /// Only shard K of N (e.g. 2/8): N hosts or processes split one table
@@ -217,24 +219,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// A progress bar on stderr when it is a terminal; nothing otherwise. With
-/// the number of rows to expect (counted through the store's index), it
-/// shows how far, how fast and how long is left.
-async fn progress(
-    what: &'static str,
-    store: &dyn Store,
-    opts: &BulkOptions,
-) -> (Option<ProgressBar>, Option<Progress>) {
+/// the number of rows to expect, it shows how far, how fast and how long is
+/// left.
+fn progress(what: &'static str, expected: Option<u64>) -> (Option<ProgressBar>, Option<Progress>) {
     if !std::io::stderr().is_terminal() {
         return (None, None);
     }
-    let expected = match opts.scope() {
-        Ok(scope) => store
-            .count_rows(&scope, OffsetDateTime::now_utc())
-            .await
-            .ok()
-            .map(|c| c.live + if opts.include_expired { c.expired } else { 0 }),
-        Err(_) => None,
-    };
     let bar = match expected {
         Some(n) => {
             let bar = ProgressBar::new(n);
@@ -261,6 +251,25 @@ async fn progress(
     bar.enable_steady_tick(Duration::from_millis(120));
     let b = bar.clone();
     (Some(bar), Some(Arc::new(move |n| b.inc(n))))
+}
+
+/// The scope's rows counted once at `now` (through the store's index): the
+/// run's expired figure and the progress bar's length both come from it.
+/// Fetching expired rows too needs no count but for a bar on a terminal.
+async fn counted(
+    store: &dyn Store,
+    opts: &BulkOptions,
+    now: OffsetDateTime,
+) -> anyhow::Result<Option<RowCounts>> {
+    if opts.include_expired && !std::io::stderr().is_terminal() {
+        return Ok(None);
+    }
+    Ok(Some(store.count_rows(&opts.scope()?, now).await?))
+}
+
+/// The rows a census or resign will fetch, from the counts.
+fn expected(opts: &BulkOptions, counts: Option<RowCounts>) -> Option<u64> {
+    counts.map(|c| c.live + if opts.include_expired { c.expired } else { 0 })
 }
 
 fn check_counts(batch: usize, jobs: usize) -> anyhow::Result<()> {
@@ -369,9 +378,11 @@ pub(crate) fn census(args: CensusArgs) -> anyhow::Result<ExitCode> {
             users: users_table.map(Users::Table),
             ..BulkOptions::default()
         });
-        let (bar, progress) = progress("census", store.as_ref(), &opts).await;
-        let c =
-            keyroll_store::census(store, &ring, &opts, OffsetDateTime::now_utc(), progress).await;
+        let now = OffsetDateTime::now_utc();
+        let counts = counted(store.as_ref(), &opts, now).await?;
+        let opts = BulkOptions { counts, ..opts };
+        let (bar, progress) = progress("census", expected(&opts, counts));
+        let c = keyroll_store::census(store, &ring, &opts, now, progress).await;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
@@ -435,8 +446,11 @@ pub(crate) fn resign(args: ResignArgs) -> anyhow::Result<ExitCode> {
         } else {
             "resign"
         };
-        let (bar, progress) = progress(what, store.as_ref(), &opts).await;
-        let run = keyroll_store::resign(store, &ring, &opts, OffsetDateTime::now_utc(), progress);
+        let now = OffsetDateTime::now_utc();
+        let counts = counted(store.as_ref(), &opts, now).await?;
+        let opts = BulkOptions { counts, ..opts };
+        let (bar, progress) = progress(what, expected(&opts, counts));
+        let run = keyroll_store::resign(store, &ring, &opts, now, progress);
         // Ctrl-C: stop, and say what was done (every batch counted was
         // written); a rerun finishes the job.
         let s = tokio::select! {
@@ -472,17 +486,17 @@ pub(crate) fn purge(args: PurgeArgs) -> anyhow::Result<ExitCode> {
     let outcome = rt.block_on(async {
         let store = args.table.open().await?;
         let now = OffsetDateTime::now_utc();
-        let opts = BulkOptions {
-            include_expired: true,
-            ..BulkOptions::default()
+        // The bar counts expired rows: they are what goes.
+        let expired = if std::io::stderr().is_terminal() {
+            store
+                .count_rows(&keyroll_store::KeyRange::all(), now)
+                .await
+                .ok()
+                .map(|c| c.expired)
+        } else {
+            None
         };
-        let (bar, progress) = progress("purge", store.as_ref(), &opts).await;
-        if let Some(bar) = &bar {
-            // The bar counts expired rows: they are what goes.
-            if let Ok(c) = store.count_rows(&keyroll_store::KeyRange::all(), now).await {
-                bar.set_length(c.expired);
-            }
-        }
+        let (bar, progress) = progress("purge", expired);
         let run = keyroll_store::purge(
             store.as_ref(),
             now,

@@ -21,7 +21,7 @@ use keyroll::{
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::store::{KeyRange, SessionRecord, Store, StoreError, Swap};
+use crate::store::{KeyRange, RowCounts, SessionRecord, Store, StoreError, Swap};
 
 /// Options of a census or a re-sign.
 #[derive(Clone, Debug)]
@@ -40,12 +40,16 @@ pub struct BulkOptions {
     /// [`resign`]'s running total, added to after every batch is written:
     /// what an interrupted run had done (at least) when it was stopped.
     pub tally: Option<Arc<std::sync::Mutex<ResignSummary>>>,
-    /// Walk expired rows too (by default they are counted, not read).
+    /// Fetch expired rows too (by default the query leaves them out and they
+    /// are counted through the store's index).
     pub include_expired: bool,
     /// Only shard `k` of `n` (1-based; see [`KeyRange::shard`]).
     pub shard: Option<(usize, usize)>,
     /// At most this many rows a second, over all workers together.
     pub max_rate: Option<u64>,
+    /// The scope's rows as the caller already counted them at the run's
+    /// `now` (e.g. for a progress bar); `None`: the run counts them itself.
+    pub counts: Option<RowCounts>,
 }
 
 impl BulkOptions {
@@ -84,6 +88,7 @@ impl Default for BulkOptions {
             include_expired: false,
             shard: None,
             max_rate: None,
+            counts: None,
         }
     }
 }
@@ -406,7 +411,11 @@ impl Walk {
         let (live_at, expired_uncounted) = if opts.include_expired {
             (None, 0)
         } else {
-            (Some(now), store.count_rows(&scope, now).await?.expired)
+            let counts = match opts.counts {
+                Some(c) => c,
+                None => store.count_rows(&scope, now).await?,
+            };
+            (Some(now), counts.expired)
         };
         let stored = match (opts.shard, store.storage_order()) {
             // Shards are key ranges: the same on every host, whatever the
