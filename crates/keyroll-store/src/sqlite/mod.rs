@@ -587,21 +587,22 @@ impl Store for SqliteStore {
         let (start, end) = (range.start.clone(), range.end.clone());
         self.run(move |inner| {
             let keys = "(?2 IS NULL OR session_key >= ?2) AND (?3 IS NULL OR session_key < ?3)";
-            let sql = format!(
-                "SELECT count(*) FROM {} WHERE expire_date > ?1 AND {keys}",
-                inner.sql.quoted
-            );
-            let all = format!(
-                "SELECT count(*) FROM {} WHERE ?1 = ?1 AND {keys}",
-                inner.sql.quoted
-            );
+            let count = |cmp: &str| {
+                format!(
+                    "SELECT count(*) FROM {} WHERE expire_date {cmp} ?1 AND {keys}",
+                    inner.sql.quoted
+                )
+            };
             let conn = inner.reader();
             let args = rusqlite::params![at, start, end];
-            let live: i64 = conn.query_row(&sql, args, |r| r.get(0)).map_err(db_err)?;
-            let total: i64 = conn.query_row(&all, args, |r| r.get(0)).map_err(db_err)?;
+            let n = |cmp: &str| {
+                conn.query_row(&count(cmp), args, |r| r.get::<_, i64>(0))
+                    .map(i64::unsigned_abs)
+                    .map_err(db_err)
+            };
             Ok(RowCounts {
-                live: live.unsigned_abs(),
-                expired: total.saturating_sub(live).unsigned_abs(),
+                live: n(">")?,
+                expired: n("<=")?,
             })
         })
         .await
