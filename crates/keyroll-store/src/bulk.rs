@@ -203,7 +203,7 @@ pub async fn census(
             let mut pager = Pager::new(span, walk.live_at);
             loop {
                 walk.admit(batch).await;
-                let rows = pager.next(store.as_ref(), batch).await?;
+                let (rows, _) = pager.next(store.as_ref(), batch).await?;
                 if rows.is_empty() {
                     break;
                 }
@@ -529,11 +529,13 @@ impl Pager {
         }
     }
 
+    /// The next batch: its rows, and their positions in storage order when
+    /// the span is walked in that order (empty otherwise).
     async fn next(
         &mut self,
         store: &dyn Store,
         batch: usize,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
+    ) -> Result<(Vec<SessionRecord>, Vec<i64>), StoreError> {
         match &self.span {
             Span::Keys(range) => {
                 let after = self.key_cursor.as_deref();
@@ -544,18 +546,19 @@ impl Pager {
                 if let Some(last) = rows.last() {
                     self.key_cursor = Some(last.key.clone());
                 }
-                Ok(rows)
+                Ok((rows, Vec::new()))
             }
             Span::Stored { after, until } => {
                 let order = store
                     .storage_order()
                     .ok_or(StoreError::Unsupported("this store has no storage order"))?;
                 let from = self.position.or(*after);
-                let (rows, last) = order.scan_stored(from, *until, batch, self.live_at).await?;
-                if last.is_some() {
-                    self.position = last;
+                let found = order.scan_stored(from, *until, batch, self.live_at).await?;
+                if let Some((last, _)) = found.last() {
+                    self.position = Some(*last);
                 }
-                Ok(rows)
+                let (positions, rows) = found.into_iter().unzip();
+                Ok((rows, positions))
             }
         }
     }
@@ -605,7 +608,7 @@ impl Worker {
         let mut writing: Option<tokio::task::JoinHandle<Result<ResignSummary, StoreError>>> = None;
         loop {
             self.walk.admit(batch).await;
-            let rows = pager.next(self.store.as_ref(), batch).await?;
+            let (rows, positions) = pager.next(self.store.as_ref(), batch).await?;
             let mut b = ResignSummary::default();
             if rows.is_empty() {
                 break;
@@ -658,11 +661,14 @@ impl Worker {
             };
             let passwords = &passwords;
             let mut swaps = Vec::new();
+            let mut swapped_at = Vec::new();
             let mut rehashed_in = Vec::new();
             let read = rows.len();
             // The rows are not needed after this: their key and data move
             // into the swaps instead of being copied.
+            let mut positions = positions.into_iter();
             for (r, d) in rows.into_iter().zip(decoded) {
+                let position = positions.next();
                 let plan = match d {
                     None => {
                         b.expired += 1;
@@ -681,6 +687,7 @@ impl Worker {
                     Plan::Current => b.already_current += 1,
                     Plan::Rewrite { data, rehashed } => {
                         rehashed_in.push(rehashed);
+                        swapped_at.extend(position);
                         swaps.push(Swap {
                             key: r.key,
                             expected: r.data,
@@ -706,7 +713,17 @@ impl Worker {
             } else {
                 let store = Arc::clone(&self.store);
                 writing = Some(tokio::spawn(async move {
-                    let applied = store.compare_and_swap_many(&swaps).await?;
+                    // Rows found in storage order are swapped by position.
+                    let applied = match store.storage_order() {
+                        Some(order) if swapped_at.len() == swaps.len() => {
+                            order
+                                .compare_and_swap_stored(
+                                    swapped_at.into_iter().zip(swaps).collect(),
+                                )
+                                .await?
+                        }
+                        _ => store.compare_and_swap_many(&swaps).await?,
+                    };
                     for (ok, rehashed) in applied.iter().zip(&rehashed_in) {
                         if *ok {
                             b.resigned += 1;

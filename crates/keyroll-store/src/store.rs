@@ -535,15 +535,27 @@ pub trait StorageOrder: Send + Sync {
 
     /// Up to `limit` records at positions after `after` (`None`: from the
     /// start) and up to `until` inclusive (`None`: to the end), in storage
-    /// order, live at `live_at` only when it is given; and the position of
-    /// the last one (to continue from).
+    /// order, live at `live_at` only when it is given, each with its
+    /// position (the last one's is where the next page starts).
     async fn scan_stored(
         &self,
         after: Option<i64>,
         until: Option<i64>,
         limit: usize,
         live_at: Option<OffsetDateTime>,
-    ) -> Result<(Vec<SessionRecord>, Option<i64>), StoreError>;
+    ) -> Result<Vec<(i64, SessionRecord)>, StoreError>;
+
+    /// [`Store::compare_and_swap_many`] for rows [`scan_stored`] found at
+    /// these positions: the row is looked up by its position (no key-index
+    /// descent) and still swapped only if its key and data are as expected.
+    /// A row no longer at its position is looked up by key, so a store that
+    /// renumbered its rows meanwhile gets the same answers, only slower.
+    ///
+    /// [`scan_stored`]: StorageOrder::scan_stored
+    async fn compare_and_swap_stored(
+        &self,
+        swaps: Vec<(i64, Swap)>,
+    ) -> Result<Vec<bool>, StoreError>;
 }
 
 /// The users table a SQL store can read, for re-making login hashes in bulk.

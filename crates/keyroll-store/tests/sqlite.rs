@@ -344,13 +344,10 @@ async fn stored_order_scan_pages_a_django_table_and_not_keyrolls() {
         let mut seen = Vec::new();
         let mut cursor = None;
         loop {
-            let (page, last) = store.scan_stored(cursor, None, 10, live_at).await.unwrap();
-            if page.is_empty() {
-                assert_eq!(last, None);
-                break;
-            }
-            seen.extend(page.into_iter().map(|r| r.key));
-            cursor = last;
+            let page = store.scan_stored(cursor, None, 10, live_at).await.unwrap();
+            let Some((last, _)) = page.last() else { break };
+            cursor = Some(*last);
+            seen.extend(page.into_iter().map(|(_, r)| r.key));
         }
         seen
     };
@@ -367,14 +364,72 @@ async fn stored_order_scan_pages_a_django_table_and_not_keyrolls() {
         .collect();
     assert_eq!(walk(Some(now)).await, live, "live rows only");
     // A span's bounds: after the first position, up to the fifth.
-    let (page, last) = store
+    let page = store
         .scan_stored(Some(span.0), Some(span.0 + 4), 100, None)
         .await
         .unwrap();
-    assert_eq!(page.len(), 4);
-    assert_eq!(last, Some(span.0 + 4));
+    let positions: Vec<i64> = page.iter().map(|(p, _)| *p).collect();
+    assert_eq!(positions, (span.0 + 1..=span.0 + 4).collect::<Vec<_>>());
 
     let own = SqliteStore::open(&dir.path().join("own.db"), "keyroll_session").unwrap();
     own.ensure_schema().await.unwrap();
     assert!(own.stored_span().await.unwrap().is_none());
+}
+
+/// A compare-and-swap by position writes the row found there only while its
+/// key and data are as scanned, and answers by key when the rows were
+/// renumbered since the scan (a VACUUM may do that to an implicit rowid).
+#[tokio::test]
+async fn compare_and_swap_by_position_checks_key_and_data_and_survives_renumbering() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("django.db");
+    raw_conn(&path).execute_batch(DJANGO_DDL).unwrap();
+    let store = SqliteStore::open(&path, "django_session").unwrap();
+    let later = now() + Duration::hours(1);
+    let keys: Vec<String> = (0..4).map(|_| new_key()).collect();
+    for k in &keys {
+        store.save(&rec(k, "old", later)).await.unwrap();
+    }
+    let found = store.scan_stored(None, None, 10, None).await.unwrap();
+    let at: Vec<i64> = found.iter().map(|(p, _)| *p).collect();
+    let swap = |key: &str, expected: &str, new: &str| keyroll_store::Swap {
+        key: key.to_owned(),
+        expected: expected.to_owned(),
+        new: new.to_owned(),
+    };
+    // A concurrent writer changes row 1; row 2's position is given for row 3.
+    store.save(&rec(&keys[1], "theirs", later)).await.unwrap();
+    let applied = store
+        .compare_and_swap_stored(vec![
+            (at[0], swap(&keys[0], "old", "new")),
+            (at[1], swap(&keys[1], "old", "new")),
+            (at[2], swap(&keys[3], "old", "new")),
+        ])
+        .await
+        .unwrap();
+    // Row 3 is not at row 2's rowid: looked up by key, it is swapped; row 2 is untouched.
+    assert_eq!(applied, vec![true, false, true]);
+    let data = |k: &str| {
+        raw_conn(&path)
+            .query_row(
+                "SELECT session_data FROM django_session WHERE session_key = ?1",
+                [k],
+                |r| r.get::<_, String>(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(data(&keys[0]), "new");
+    assert_eq!(data(&keys[1]), "theirs");
+    assert_eq!(data(&keys[2]), "old");
+    assert_eq!(data(&keys[3]), "new");
+    // The statement finds the row through its rowid, not the key index.
+    let plan: String = raw_conn(&path)
+        .query_row(
+            "EXPLAIN QUERY PLAN UPDATE django_session SET session_data = 'x' \
+             WHERE rowid = 1 AND session_key = 'k' AND session_data = 'd'",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("INTEGER PRIMARY KEY"), "{plan}");
 }

@@ -91,6 +91,7 @@ struct Sql {
     update: String,
     delete: String,
     cas: String,
+    cas_at: String,
     purge: String,
     purge_by_key: String,
     select: String,
@@ -119,6 +120,11 @@ impl Sql {
             update: format!("UPDATE {t} SET session_data = ?2, expire_date = ?3 WHERE session_key = ?1"),
             delete: format!("DELETE FROM {t} WHERE session_key = ?1"),
             cas: format!("UPDATE {t} SET session_data = ?1 WHERE session_key = ?2 AND session_data = ?3"),
+            // The row by its rowid (the table page a scan just read), not by
+            // a descent of the session_key index.
+            cas_at: format!(
+                "UPDATE {t} SET session_data = ?1 WHERE rowid = ?4 AND session_key = ?2 AND session_data = ?3"
+            ),
             // In rowid order from where the last batch ended: the table's
             // own pages, sequentially, once (as one big DELETE reads them).
             purge: format!(
@@ -693,7 +699,7 @@ impl StorageOrder for SqliteStore {
         until: Option<i64>,
         limit: usize,
         live_at: Option<OffsetDateTime>,
-    ) -> Result<(Vec<SessionRecord>, Option<i64>), StoreError> {
+    ) -> Result<Vec<(i64, SessionRecord)>, StoreError> {
         let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
         let from = after.unwrap_or(i64::MIN);
         let to = until.unwrap_or(i64::MAX);
@@ -713,15 +719,50 @@ impl StorageOrder for SqliteStore {
                 .query(rusqlite::params![from, to, live, limit])
                 .map_err(db_err)?;
             let mut out = Vec::new();
-            let mut last = None;
             while let Some(r) = rows.next().map_err(db_err)? {
-                last = Some(r.get(0).map_err(db_err)?);
+                let position = r.get(0).map_err(db_err)?;
                 let key: String = r.get(1).map_err(db_err)?;
                 let data: String = r.get(2).map_err(db_err)?;
                 let expires = expiry_of(r.get_ref(3).map_err(db_err)?)?;
-                out.push(SessionRecord { key, data, expires });
+                out.push((position, SessionRecord { key, data, expires }));
             }
-            Ok((out, last))
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn compare_and_swap_stored(
+        &self,
+        swaps: Vec<(i64, Swap)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        if swaps.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(move |inner| {
+            let mut conn = inner.writer();
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let mut out = Vec::with_capacity(swaps.len());
+            {
+                let mut at = tx.prepare_cached(&inner.sql.cas_at).map_err(db_err)?;
+                let mut by_key = tx.prepare_cached(&inner.sql.cas).map_err(db_err)?;
+                for (rowid, s) in &swaps {
+                    let mut n = at
+                        .execute(params![s.new, s.key, s.expected, rowid])
+                        .map_err(db_err)?;
+                    if n == 0 {
+                        // Not at that rowid (a VACUUM may renumber them), or
+                        // changed: the key decides.
+                        n = by_key
+                            .execute(params![s.new, s.key, s.expected])
+                            .map_err(db_err)?;
+                    }
+                    out.push(n == 1);
+                }
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(out)
         })
         .await
     }
