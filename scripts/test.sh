@@ -57,18 +57,7 @@ step() { printf '\n==> %s\n' "$*"; }
 loud_skip() { printf '\n*** SKIPPED: %s ***\n' "$*"; }
 
 step "MySQL client library (Debian's default-libmysqlclient-dev, for mysqlclient in the Django venv)"
-if pkg-config --exists mysqlclient 2>/dev/null || pkg-config --exists libmariadb 2>/dev/null; then
-    echo "present: $(pkg-config --modversion mysqlclient 2>/dev/null || pkg-config --modversion libmariadb)"
-else
-    if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
-    echo "installing default-libmysqlclient-dev and pkg-config with apt-get"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        -o DPkg::Lock::Timeout=600 default-libmysqlclient-dev pkg-config >/dev/null \
-    || { "${sudo[@]}" apt-get update -q -o DPkg::Lock::Timeout=600 >/dev/null \
-         && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-            -o DPkg::Lock::Timeout=600 default-libmysqlclient-dev pkg-config >/dev/null; } \
-    || echo "installing the MySQL client library FAILED: the Django-on-MySQL test will fail"
-fi
+bash scripts/install-mysql-client.sh || echo "the Django-on-MySQL test will fail"
 
 step "Django virtualenvs (pinned: 5.2.19, 4.2.30) in .venv/"
 KEYROLL_DJANGO52_PYTHON=$(bash tests/django/setup-venv.sh 5.2 | tail -n 1)
