@@ -280,6 +280,17 @@ impl Signer {
         token: &'t str,
         now: OffsetDateTime,
     ) -> Result<Verified<&'t str>, VerifyError> {
+        self.unsign_keeping_primary_at(token, now).map(|(v, _)| v)
+    }
+
+    /// [`Signer::unsign_at`], and the primary's signature of the value when
+    /// it was computed on the way (the primary is tried first): a re-sign
+    /// then costs no second MAC of the same bytes under the same key.
+    fn unsign_keeping_primary_at<'t>(
+        &self,
+        token: &'t str,
+        now: OffsetDateTime,
+    ) -> Result<(Verified<&'t str>, Option<PrimarySignature>), VerifyError> {
         if token.len() > self.limits.max_token_len() {
             return Err(VerifyError::TooLarge {
                 limit: crate::error::Limit::TokenLength,
@@ -291,33 +302,58 @@ impl Signer {
         let sig = token
             .get(at + self.sep.len()..)
             .ok_or(VerifyError::BadSignature)?;
-        let key = self.matching_key(value.as_bytes(), sig.as_bytes(), now)?;
-        Ok(Verified {
+        let (key, primary) = self.matching_key(value.as_bytes(), sig.as_bytes(), now)?;
+        let verified = Verified {
             value,
             key_id: key.id,
             role: key.role,
             timestamp: None,
-        })
+        };
+        Ok((verified, primary))
     }
 
+    /// The key whose signature of `value` is `sig`, and the primary's
+    /// signature of `value` if the primary was tried.
     fn matching_key(
         &self,
         value: &[u8],
         sig: &[u8],
         now: OffsetDateTime,
-    ) -> Result<&PreparedKey, VerifyError> {
+    ) -> Result<(&PreparedKey, Option<PrimarySignature>), VerifyError> {
         if sig.len() != self.sig_len {
             // No key can produce a signature of another length.
             return Err(VerifyError::BadSignature);
         }
+        let primary_mac = &self.keys.primary().mac;
+        let mut primary = None;
         let mut buf = [0u8; 88];
-        self.keys
+        let key = self
+            .keys
             .find_at(now, |mac| {
                 let tag = mac.tag(&[value]);
                 let n = encode_b64_slice(tag.as_bytes(), &mut buf);
+                if std::ptr::eq(mac, primary_mac) {
+                    primary = Some(PrimarySignature { buf, len: n });
+                }
                 ct_eq(buf.get(..n).unwrap_or(&[]), sig)
             })
-            .ok_or(VerifyError::BadSignature)
+            .ok_or(VerifyError::BadSignature)?;
+        Ok((key, primary))
+    }
+
+    /// `value ‖ sep ‖` the primary's signature of `value`: `signature` when
+    /// it was computed already, else computed now.
+    fn sign_with(&self, value: &str, signature: Option<PrimarySignature>) -> String {
+        match signature.as_ref().and_then(PrimarySignature::as_str) {
+            Some(sig) => {
+                let mut out = String::with_capacity(value.len() + self.sep.len() + sig.len());
+                out.push_str(value);
+                out.push_str(&self.sep);
+                out.push_str(sig);
+                out
+            }
+            None => self.sign(value),
+        }
     }
 
     /// Verifies `token`; when a non-primary key matched, signs the same value
@@ -331,9 +367,22 @@ impl Signer {
         token: &str,
         now: OffsetDateTime,
     ) -> Result<Verified<Option<String>>, VerifyError> {
-        let v = self.unsign_at(token, now)?;
+        let (v, primary) = self.unsign_keeping_primary_at(token, now)?;
         let stale = v.is_stale();
-        Ok(v.map(|value| stale.then(|| self.sign(value))))
+        Ok(v.map(|value| stale.then(|| self.sign_with(value, primary))))
+    }
+}
+
+/// The primary key's signature of a value, base64 as in a token, kept from
+/// a verification to re-sign the same value with.
+struct PrimarySignature {
+    buf: [u8; 88],
+    len: usize,
+}
+
+impl PrimarySignature {
+    fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(self.buf.get(..self.len)?).ok()
     }
 }
 /// Start of the last occurrence of `sep` in `s` (Python's `rsplit(sep, 1)`).
@@ -415,6 +464,17 @@ impl TimestampSigner {
         now: OffsetDateTime,
     ) -> Result<Verified<&'t str>, VerifyError> {
         let v = self.inner.unsign_at(token, now)?;
+        self.check_timestamp(v, max_age, now)
+    }
+
+    /// The value and timestamp of a token whose signature verified, checked
+    /// against `max_age`.
+    fn check_timestamp<'t>(
+        &self,
+        v: Verified<&'t str>,
+        max_age: Option<Duration>,
+        now: OffsetDateTime,
+    ) -> Result<Verified<&'t str>, VerifyError> {
         let at =
             last_sep(v.value, &self.inner.sep).ok_or(VerifyError::Malformed("no timestamp"))?;
         let value = v
@@ -463,10 +523,12 @@ impl TimestampSigner {
         max_age: Option<Duration>,
         now: OffsetDateTime,
     ) -> Result<Verified<Option<String>>, VerifyError> {
-        let v = self.unsign_at(token, max_age, now)?;
+        let (v, primary) = self.inner.unsign_keeping_primary_at(token, now)?;
+        // The signed part (`value:timestamp`) is signed again as it is.
+        let signed_part = v.value;
+        let v = self.check_timestamp(v, max_age, now)?;
         let stale = v.is_stale();
-        let signed_part = self.signed_part(token);
-        Ok(v.map(|_| stale.then(|| self.inner.sign(signed_part))))
+        Ok(v.map(|_| stale.then(|| self.inner.sign_with(signed_part, primary))))
     }
 }
 
@@ -561,6 +623,16 @@ mod tests {
             ("v:al", Role::Primary, r.timestamp)
         );
         assert!(t.resign_at(&fresh, None, NOW).expect("ok").value.is_none());
+        // Byte for byte what the primary alone signs (the signature made
+        // while the primary was tried is the one written).
+        let cur = KeyRing::new(Secret::from("cur")).expect("a non-empty secret");
+        let signed_at = NOW - time::Duration::days(3);
+        assert_eq!(fresh, TimestampSigner::new(&cur).sign_at("v:al", signed_at));
+        let plain = Signer::new(&old).sign("v:al");
+        assert_eq!(
+            Signer::new(&ring).resign_at(&plain, NOW).expect("ok").value,
+            Some(Signer::new(&cur).sign("v:al"))
+        );
     }
 
     #[test]
