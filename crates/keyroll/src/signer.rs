@@ -677,6 +677,40 @@ mod tests {
         assert_eq!(order, want);
     }
 
+    #[test]
+    fn a_token_is_its_value_the_separator_and_the_signature() {
+        let ring = KeyRing::new(Secret::from("predictable-secret")).expect("a non-empty secret");
+        let s = SignerBuilder::new().sep("*sep*").build(&ring).expect("valid");
+        assert_eq!(s.sep(), "*sep*");
+        assert_eq!(
+            s.signature("foo"),
+            "jZQoX_FtSO70jX9HLRGg2A_2s4kdDBxz1QoO_OpEQb0"
+        );
+        assert_eq!(
+            s.sign("foo"),
+            format!("foo{}{}", s.sep(), s.signature("foo"))
+        );
+    }
+
+    #[test]
+    fn a_token_of_exactly_max_token_len_is_read_and_one_byte_more_is_too_large() {
+        let ring = KeyRing::new(Secret::from("k")).expect("a non-empty secret");
+        let token = Signer::new(&ring).sign("value");
+        let limits = Limits::default()
+            .with_max_token_len(token.len())
+            .expect("valid");
+        let s = SignerBuilder::new().limits(limits).build(&ring).expect("valid");
+        assert_eq!(s.unsign_at(&token, NOW).map(|v| v.value), Ok("value"));
+        let longer = Signer::new(&ring).sign("value!");
+        assert_eq!(
+            s.unsign_at(&longer, NOW),
+            Err(VerifyError::TooLarge {
+                limit: crate::error::Limit::TokenLength,
+                max: token.len()
+            })
+        );
+    }
+
     /// `Signer(key="predictable-secret", algorithm="sha512").sign("hello")`
     /// from Django 5.2.
     #[test]
