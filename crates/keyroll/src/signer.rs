@@ -747,6 +747,11 @@ mod tests {
         );
         let near = TimestampSigner::new(&ring).sign_at("v", NOW + time::Duration::minutes(59));
         assert!(one_hour.unsign_at(&near, max, NOW).is_ok());
+        let exactly = TimestampSigner::new(&ring).sign_at("v", NOW + time::Duration::hours(1));
+        assert!(
+            one_hour.unsign_at(&exactly, max, NOW).is_ok(),
+            "exactly the tolerance ahead is accepted"
+        );
     }
 
     /// Django 5.2: `dumps("hello")` and `dumps("hello", salt="custom-salt")`
