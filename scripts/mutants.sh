@@ -5,7 +5,8 @@
 #
 #   scripts/mutants.sh               crypto.rs and auth.rs (the first recorded run)
 #   scripts/mutants.sh PRESET        one recorded run: signer, ring, ringfile or
-#                                    engine (every function of the files below)
+#                                    engine (every function of the files below;
+#                                    FILES=... runs part of a preset's files)
 #   scripts/mutants.sh PRESET --list only list that run's mutants (any extra
 #                                    arguments go to cargo mutants)
 #   FILES="crates/keyroll/src/signer.rs" RE='unsign|resign' scripts/mutants.sh
@@ -42,8 +43,8 @@ if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
         FILES="crates/keyroll/src/ring.rs" RE='' TESTS=${TESTS:-core}
         ;;
     ringfile)
-        FILES="crates/keyroll/src/ringfile/mod.rs crates/keyroll/src/ringfile/files.rs crates/keyroll/src/ringfile/ops.rs"
-        RE='' TESTS=${TESTS:-core}
+        FILES=${FILES:-"crates/keyroll/src/ringfile/ops.rs crates/keyroll/src/ringfile/files.rs crates/keyroll/src/ringfile/mod.rs"}
+        RE='' TESTS=${TESTS:-"--lib --test ring_file_security --test bad_input"}
         ;;
     engine)
         PKG=keyroll-store
@@ -68,10 +69,12 @@ mkdir -p "$out_dir"
 args=(-p "$PKG" --jobs 1 --timeout 120 --output "$out_dir")
 if [ -n "$RE" ]; then args+=(--re "$RE"); fi
 for f in $FILES; do args+=(--file "$f"); done
+# The test targets go to every cargo invocation, so a mutant's build compiles
+# only the targets that will run.
+for a in $TESTS; do args+=("--cargo-arg=$a"); done
 
-# shellcheck disable=SC2086 # TESTS is a list of cargo test arguments
 PATH="$tools/bin:$PATH" CARGO_INCREMENTAL=0 nice -n 10 \
-    cargo mutants "${args[@]}" "$@" -- $TESTS || true
+    cargo mutants "${args[@]}" "$@" || true
 
 case " $* " in *" --list "*) exit 0 ;; esac
 out=$out_dir/mutants.out
