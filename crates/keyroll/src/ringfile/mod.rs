@@ -688,6 +688,105 @@ secret_env = "NEXT"
         assert_eq!(rf.entries.len(), 1);
     }
 
+    fn refusal(r: Result<(KeyId, KeyId), RingFileError>) -> String {
+        match r {
+            Err(RingFileError::Refused(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn promote_without_a_key_named_needs_exactly_one_staged() {
+        let mut rf = RingFile::generate(NOW, 50);
+        let none = refusal(rf.promote(None, DAY, Duration::ZERO, true, NOW));
+        assert!(none.contains("no staged key"), "{none}");
+        rf.stage(NOW, 50);
+        rf.stage(NOW, 50);
+        let two = refusal(rf.promote(None, DAY, Duration::ZERO, true, NOW));
+        assert!(two.contains("several keys are staged"), "{two}");
+    }
+
+    /// A fallback verifies up to and including its `retire_after` instant,
+    /// so `auto` drops it only after that; one without a date stays.
+    #[test]
+    fn auto_retires_a_fallback_only_after_its_retire_after() {
+        let mut rf = RingFile::generate(NOW, 50);
+        let old = rf.entries[0].id();
+        rf.stage(NOW, 50);
+        rf.promote(None, 30 * DAY, Duration::ZERO, true, NOW)
+            .expect("promotes");
+        rf.entries.push(RingEntry {
+            role: Role::Fallback,
+            source: SecretSource::Inline,
+            secret: generate_secret(50),
+            created: None,
+            staged_at: None,
+            promoted_at: None,
+            retire_after: None,
+        });
+        let every = 3650 * DAY;
+        let retire_at = NOW + 30 * DAY;
+        assert!(rf.auto(every, DAY, 30 * DAY, retire_at, 50).is_empty());
+        assert_eq!(rf.entries.len(), 3);
+        let acts = rf.auto(every, DAY, 30 * DAY, retire_at + Duration::from_secs(1), 50);
+        assert_eq!(acts, [AutoAction::Retired(old)]);
+        assert_eq!(rf.entries.len(), 2);
+    }
+
+    #[test]
+    fn check_calls_a_fallback_past_its_retire_after_only_after_that_instant() {
+        let mut rf = RingFile::generate(NOW, 50);
+        rf.stage(NOW, 50);
+        rf.promote(None, 30 * DAY, Duration::ZERO, true, NOW)
+            .expect("promotes");
+        let past = |at: OffsetDateTime| {
+            rf.check(at)
+                .iter()
+                .filter(|f| f.message.contains("past its retire_after"))
+                .count()
+        };
+        assert_eq!(past(NOW), 0);
+        assert_eq!(past(NOW + 30 * DAY), 0);
+        assert_eq!(past(NOW + 30 * DAY + Duration::from_secs(1)), 1);
+    }
+
+    /// A repeated secret verifies in the role tried first (primary, staged,
+    /// fallback), whichever entry of the file comes first.
+    #[test]
+    fn check_says_a_repeated_secret_verifies_in_the_role_tried_first() {
+        let x = "the-same-secret-0123456789abcdefghijklmnopqrstuvwxyz";
+        let other = "another-secret-0123456789abcdefghijklmnopqrstuvwxyz";
+        for (first, second, kept) in [
+            ("fallback", "primary", "primary"),
+            ("primary", "fallback", "primary"),
+            ("fallback", "staged", "staged"),
+            ("staged", "fallback", "staged"),
+        ] {
+            let primary = if first == "primary" || second == "primary" {
+                String::new()
+            } else {
+                format!("[[keys]]\nrole=\"primary\"\nsecret=\"{other}\"\n")
+            };
+            let text = format!(
+                "{primary}[[keys]]\nrole=\"{first}\"\nsecret=\"{x}\"\n[[keys]]\nrole=\"{second}\"\nsecret=\"{x}\"\n"
+            );
+            let rf =
+                RingFile::parse(&text, Path::new("r"), Path::new("."), &no_env).expect("parses");
+            let said: Vec<_> = rf
+                .check(NOW)
+                .into_iter()
+                .filter(|f| f.message.contains("more than once"))
+                .map(|f| f.message)
+                .collect();
+            assert_eq!(said.len(), 1, "{said:?}");
+            assert!(
+                said[0].contains(&format!("it verifies only as {kept}:")),
+                "{first} then {second}: {}",
+                said[0]
+            );
+        }
+    }
+
     #[test]
     fn auto_is_a_schedule() {
         let mut rf = RingFile::generate(NOW, 50);
