@@ -1,6 +1,6 @@
-//! The session engine's verified-session cache and re-sign path, pinned
-//! exactly: the memory each entry is counted at, the bounds it is held to,
-//! when it is emptied, and what a delete answers. The cache's `Debug` form
+//! The session engine's verified-session cache, pinned exactly: the memory
+//! each entry is counted at, the bounds it is held to, when it is emptied,
+//! and what an insert under another snapshot does. The cache's `Debug` form
 //! (entries and bytes, never keys or data) is how its accounting is read.
 #![allow(
     clippy::unwrap_used,
@@ -13,8 +13,8 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{now, only, rec, sign, FALLBACK, PRIMARY, UNKNOWN};
-use keyroll::{Role, Secret, SessionData};
+use common::{now, only, rec, sign, PRIMARY};
+use keyroll::{Role, SessionData};
 use keyroll_store::{
     new_session_key, LoadOutcome, LoadedSession, MemoryStore, PreparedRing, SessionEngine, Store,
 };
@@ -129,17 +129,6 @@ async fn cache_bytes_are_the_sum_of_the_entries_weights_and_go_back_to_zero() {
     assert_eq!(cache_state(&e), (0, 0));
 }
 
-#[tokio::test]
-async fn a_delete_answers_whether_there_was_a_row() {
-    let store = Arc::new(MemoryStore::new());
-    let e = engine(&store);
-    let t = now();
-    let key = e.create(&small(1), t + Duration::days(1), t).await.unwrap();
-    assert!(e.delete(&key).await.unwrap());
-    assert!(!e.delete(&key).await.unwrap());
-    assert!(!e.delete(&new_session_key()).await.unwrap());
-}
-
 /// With a byte bound of eight times an entry's weight, exactly eight such
 /// entries fit; a ninth evicts one. An entry of exactly an eighth of the
 /// bound is cached, one byte more is not.
@@ -234,30 +223,4 @@ async fn entries_of_an_older_snapshot_are_freed() {
     // The snapshot in force verifies `a` again (its entry was dropped).
     loaded(e.load(&a, t).await.unwrap());
     assert_eq!(e.stats().cache_hits, 0);
-}
-
-/// Sessions a staged or fallback key verified are re-signed, never cached;
-/// the re-signed row is then a primary-verified one like any other.
-#[tokio::test]
-async fn a_stale_session_is_resigned_and_not_cached_until_read_again() {
-    let store = Arc::new(MemoryStore::new());
-    let ring = only(PRIMARY)
-        .with_fallback(Secret::from(FALLBACK), None)
-        .unwrap();
-    let e = SessionEngine::new(Arc::clone(&store) as Arc<dyn Store>, &ring);
-    let t = now();
-    let key = put(&store, &sign(FALLBACK, &small(3), t), t + Duration::days(1)).await;
-    let l = loaded(e.load(&key, t).await.unwrap());
-    assert_eq!((l.role, l.resigned), (Role::Fallback, true));
-    assert_eq!(cache_state(&e), (0, 0));
-    let l = loaded(e.load(&key, t).await.unwrap());
-    assert_eq!((l.role, l.resigned), (Role::Primary, false));
-    assert_eq!(cache_state(&e).0, 1);
-    // A row under a key the ring does not know is refused and never cached.
-    let bad = put(&store, &sign(UNKNOWN, &small(4), t), t + Duration::days(1)).await;
-    assert!(matches!(
-        e.load(&bad, t).await.unwrap(),
-        LoadOutcome::Refused(_)
-    ));
-    assert_eq!(cache_state(&e).0, 1);
 }
