@@ -688,6 +688,16 @@ secret_env = "NEXT"
         assert_eq!(rf.entries.len(), 1);
     }
 
+    #[test]
+    fn a_file_keys_debug_form_shows_its_role_never_its_secret() {
+        let doc: FileDoc = toml::from_str(
+            "[[keys]]\nrole = \"primary\"\nsecret = \"sup3r-s3cret-value\"\nsecret_env = \"NAME_OF_VAR\"\n",
+        )
+        .expect("parses");
+        let shown = format!("{:?}", doc.keys);
+        assert_eq!(shown, "[FileKey { role: \"primary\", .. }]");
+    }
+
     fn refusal(r: Result<(KeyId, KeyId), RingFileError>) -> String {
         match r {
             Err(RingFileError::Refused(why)) => why,
