@@ -698,6 +698,55 @@ secret_env = "NEXT"
         assert_eq!(shown, "[FileKey { role: \"primary\", .. }]");
     }
 
+    #[cfg(unix)]
+    fn write_private(path: &Path, bytes: &[u8]) {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::write(path, bytes).expect("write");
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_file_of_exactly_64_kib_is_read_whole_and_one_byte_more_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("secret");
+        write_private(&path, &vec![b's'; 64 * 1024]);
+        let secret = load_secret_file(&path, OpenOptions::default()).expect("64 KiB is read");
+        assert_eq!(secret.len(), 64 * 1024);
+        write_private(&path, &vec![b's'; 64 * 1024 + 1]);
+        match load_secret_file(&path, OpenOptions::default()) {
+            Err(RingFileError::SecretFile { problem, .. }) => {
+                assert!(problem.contains("larger than 64 KiB"), "{problem}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// The size checked before reading is `fstat`'s; a file that yields
+    /// more than it said (one that grew meanwhile, or a kernel file such as
+    /// `/proc/kallsyms`, size 0 and megabytes long) is refused after
+    /// reading one byte past the bound, never cut to the bound.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_that_reads_longer_than_its_size_is_refused_not_cut() {
+        let grows = Path::new("/proc/kallsyms");
+        let lax = OpenOptions {
+            allow_insecure: true,
+        };
+        match load_secret_file(grows, lax) {
+            Err(RingFileError::SecretFile { problem, .. }) => {
+                assert!(problem.contains("larger than 64 KiB"), "{problem}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        match RingFile::open(grows, lax, &no_env) {
+            Err(RingFileError::Parse { message, .. }) => {
+                assert!(message.contains("over 1 MiB"), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
     fn refusal(r: Result<(KeyId, KeyId), RingFileError>) -> String {
         match r {
             Err(RingFileError::Refused(why)) => why,
