@@ -722,6 +722,30 @@ secret_env = "NEXT"
         }
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_ring_file_of_exactly_1_mib_is_read_and_one_byte_more_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("ring.toml");
+        let key = "[[keys]]\nrole = \"primary\"\nsecret = \"a-long-enough-secret-0123456789abcdefghij\"\n#";
+        let text = |len: usize| {
+            let mut t = key.as_bytes().to_vec();
+            t.resize(len - 1, b'x');
+            t.push(b'\n');
+            t
+        };
+        write_private(&path, &text(1 << 20));
+        let rf = RingFile::open(&path, OpenOptions::default(), &no_env).expect("1 MiB is read");
+        assert_eq!(rf.entries.len(), 1);
+        write_private(&path, &text((1 << 20) + 1));
+        match RingFile::open(&path, OpenOptions::default(), &no_env) {
+            Err(RingFileError::Parse { message, .. }) => {
+                assert!(message.contains("over 1 MiB"), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
     /// The size checked before reading is `fstat`'s; a file that yields
     /// more than it said (one that grew meanwhile, or a kernel file such as
     /// `/proc/kallsyms`, size 0 and megabytes long) is refused after
