@@ -106,7 +106,10 @@ async fn cache_bytes_are_the_sum_of_the_entries_weights_and_go_back_to_zero() {
     let b_stored = sign(PRIMARY, &b_data, t);
     let a = put(&store, &a_stored, exp).await;
     let b = put(&store, &b_stored, exp).await;
-    let (wa, wb) = (weight(&a, &a_stored, &a_data), weight(&b, &b_stored, &b_data));
+    let (wa, wb) = (
+        weight(&a, &a_stored, &a_data),
+        weight(&b, &b_stored, &b_data),
+    );
     assert_eq!(cache_state(&e), (0, 0));
     loaded(e.load(&a, t).await.unwrap());
     assert_eq!(cache_state(&e), (1, wa));
@@ -118,10 +121,7 @@ async fn cache_bytes_are_the_sum_of_the_entries_weights_and_go_back_to_zero() {
     let a2_stored = sign(PRIMARY, &a2_data, t);
     store.save(&rec(&a, &a2_stored, exp)).await.unwrap();
     assert_eq!(*loaded(e.load(&a, t).await.unwrap()).data, a2_data);
-    assert_eq!(
-        cache_state(&e),
-        (2, weight(&a, &a2_stored, &a2_data) + wb)
-    );
+    assert_eq!(cache_state(&e), (2, weight(&a, &a2_stored, &a2_data) + wb));
 
     assert!(e.delete(&a).await.unwrap());
     assert_eq!(cache_state(&e), (1, wb));
@@ -219,7 +219,11 @@ async fn entries_of_an_older_snapshot_are_freed() {
     let other = PreparedRing::new(only(PRIMARY));
     let l = loaded(e.under(&other).load(&b, t).await.unwrap());
     assert_eq!((l.role, l.resigned), (Role::Primary, false));
-    assert_eq!(cache_state(&e).0, 1, "only the newer snapshot's entry is kept");
+    assert_eq!(
+        cache_state(&e).0,
+        1,
+        "only the newer snapshot's entry is kept"
+    );
     // The snapshot in force verifies `a` again (its entry was dropped).
     loaded(e.load(&a, t).await.unwrap());
     assert_eq!(e.stats().cache_hits, 0);

@@ -680,7 +680,10 @@ mod tests {
     #[test]
     fn a_token_is_its_value_the_separator_and_the_signature() {
         let ring = KeyRing::new(Secret::from("predictable-secret")).expect("a non-empty secret");
-        let s = SignerBuilder::new().sep("*sep*").build(&ring).expect("valid");
+        let s = SignerBuilder::new()
+            .sep("*sep*")
+            .build(&ring)
+            .expect("valid");
         assert_eq!(s.sep(), "*sep*");
         assert_eq!(
             s.signature("foo"),
@@ -699,7 +702,10 @@ mod tests {
         let limits = Limits::default()
             .with_max_token_len(token.len())
             .expect("valid");
-        let s = SignerBuilder::new().limits(limits).build(&ring).expect("valid");
+        let s = SignerBuilder::new()
+            .limits(limits)
+            .build(&ring)
+            .expect("valid");
         assert_eq!(s.unsign_at(&token, NOW).map(|v| v.value), Ok("value"));
         let longer = Signer::new(&ring).sign("value!");
         assert_eq!(
