@@ -771,6 +771,37 @@ secret_env = "NEXT"
         }
     }
 
+    /// The directory a ring file is named in is checked as well as the one
+    /// it really is in: whoever can write the first can replace a symlink
+    /// that points into a private directory.
+    #[cfg(unix)]
+    #[test]
+    fn a_ring_file_named_through_a_symlink_in_a_directory_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let root = tempfile::tempdir().expect("tmp");
+        let (private, open) = (root.path().join("private"), root.path().join("open"));
+        for (dir, mode) in [(&private, 0o700), (&open, 0o777)] {
+            fs::create_dir(dir).expect("mkdir");
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+        RingFile::generate(NOW, 50)
+            .create_new(&private.join("ring.toml"))
+            .expect("create");
+        std::os::unix::fs::symlink(private.join("ring.toml"), open.join("ring.toml"))
+            .expect("symlink");
+        match RingFile::open(&open.join("ring.toml"), OpenOptions::default(), &no_env) {
+            Err(RingFileError::InsecureDirectory { dir, mode, .. }) => {
+                assert_eq!((dir, mode), (open.clone(), 0o777));
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        std::os::unix::fs::symlink(private.join("ring.toml"), private.join("link.toml"))
+            .expect("symlink");
+        assert!(
+            RingFile::open(&private.join("link.toml"), OpenOptions::default(), &no_env).is_ok()
+        );
+    }
+
     fn refusal(r: Result<(KeyId, KeyId), RingFileError>) -> String {
         match r {
             Err(RingFileError::Refused(why)) => why,
