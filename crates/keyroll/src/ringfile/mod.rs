@@ -802,6 +802,46 @@ secret_env = "NEXT"
         );
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_that_is_a_symlink_is_named_as_one_and_other_failures_are_not() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("ring.toml");
+        RingFile::generate(NOW, 50)
+            .create_new(&path)
+            .expect("create");
+        std::os::unix::fs::symlink(
+            dir.path().join("elsewhere"),
+            dir.path().join("ring.toml.lock"),
+        )
+        .expect("symlink");
+        let err = RingFile::update(&path, OpenOptions::default(), &no_env, |_| Ok(()))
+            .expect_err("a symlinked lock is refused");
+        assert!(
+            err.to_string()
+                .contains("is a symbolic link; refusing to follow it"),
+            "{err}"
+        );
+        let missing = dir.path().join("no-such-dir").join("ring.toml");
+        let err = RingFile::update(&missing, OpenOptions::default(), &no_env, |_| Ok(()))
+            .expect_err("no directory");
+        assert!(!err.to_string().contains("symbolic link"), "{err}");
+    }
+
+    /// The temporary file is made beside the ring file, so the rename over
+    /// it stays on one filesystem (here a tmpfs, not the working directory's).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_ring_file_is_saved_through_a_temporary_file_in_its_own_directory() {
+        let dir = tempfile::tempdir_in("/dev/shm").expect("a tmpfs directory");
+        let path = dir.path().join("ring.toml");
+        let rf = RingFile::generate(NOW, 50);
+        rf.save(&path).expect("saved");
+        let back = RingFile::open(&path, OpenOptions::default(), &no_env).expect("open");
+        assert_eq!(back.entries[0].id(), rf.entries[0].id());
+        assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+
     fn refusal(r: Result<(KeyId, KeyId), RingFileError>) -> String {
         match r {
             Err(RingFileError::Refused(why)) => why,
