@@ -17,7 +17,7 @@
 #                                    --lib and bad_input, properties,
 #                                    ring_file_security, django_interop)
 #
-# RE is a regex over the mutant names; RE='' mutates every function of FILES.
+# RE is a regex over the mutant names; a preset (or RE='') mutates every function.
 # Installs cargo-mutants once into target/tools (never the global cargo bin).
 # Output: target/mutants/mutants.out/ (target/mutants/PRESET/mutants.out/ for a
 # preset): caught.txt, missed.txt, unviable.txt, timeout.txt.
@@ -37,19 +37,19 @@ if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
     shift
     case $preset in
     signer)
-        FILES="crates/keyroll/src/signer.rs" RE=''
+        FILES="crates/keyroll/src/signer.rs" RE=${RE:-}
         ;;
     ring)
-        FILES="crates/keyroll/src/ring.rs" RE='' TESTS=${TESTS:-core}
+        FILES="crates/keyroll/src/ring.rs" RE=${RE:-} TESTS=${TESTS:-core}
         ;;
     ringfile)
         FILES=${FILES:-"crates/keyroll/src/ringfile/ops.rs crates/keyroll/src/ringfile/files.rs crates/keyroll/src/ringfile/mod.rs"}
-        RE='' TESTS=${TESTS:-"--lib --test ring_file_security --test bad_input"}
+        RE=${RE:-} TESTS=${TESTS:-"--lib --test ring_file_security --test bad_input"}
         ;;
     engine)
         PKG=keyroll-store
         FILES="crates/keyroll-store/src/engine/mod.rs crates/keyroll-store/src/engine/ring.rs crates/keyroll-store/src/engine/cache.rs crates/keyroll-store/src/engine/session.rs"
-        RE='' TESTS=${TESTS:-"--lib --test engine --test memory --test sqlite --test engine_pins"}
+        RE=${RE:-} TESTS=${TESTS:-"--lib --test engine --test memory --test sqlite --test engine_pins"}
         ;;
     *)
         echo "unknown preset $preset (signer, ring, ringfile, engine)" >&2
