@@ -842,6 +842,28 @@ secret_env = "NEXT"
         assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 1);
     }
 
+    #[test]
+    fn redaction_keeps_field_names_and_short_tokens_and_hides_other_quoted_text() {
+        assert_eq!(
+            redact_quoted("expected `=` or `secret_env`, found `hunter22` and \"sup3r\""),
+            "expected `=` or `secret_env`, found `…` and \"…\""
+        );
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_named_by_its_field_and_the_type_expected() {
+        let text = "[[keys]]\nrole = \"primary\"\nsecret = 918273645546372819\n";
+        match RingFile::parse(text, Path::new("r"), Path::new("."), &no_env) {
+            Err(RingFileError::Parse { line, message, .. }) => {
+                assert_eq!(
+                    (line, message.as_str()),
+                    (3, "secret: wrong type of value (expected a string)")
+                );
+            }
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+    }
+
     fn refusal(r: Result<(KeyId, KeyId), RingFileError>) -> String {
         match r {
             Err(RingFileError::Refused(why)) => why,
