@@ -17,7 +17,7 @@
 #                                    --lib and bad_input, properties,
 #                                    ring_file_security, django_interop)
 #
-# RE is a regex over the mutant names; a preset (or RE='') mutates every function.
+# RE is a regex over the mutant names; RE='' (a preset's default) mutates every function.
 # Installs cargo-mutants once into target/tools (never the global cargo bin).
 # Output: target/mutants/mutants.out/ (target/mutants/PRESET/mutants.out/ for a
 # preset): caught.txt, missed.txt, unviable.txt, timeout.txt.
