@@ -581,6 +581,17 @@ mod tests {
     }
 
     #[test]
+    fn durations_in_every_unit() {
+        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2w"), Some(14 * DAY));
+        assert_eq!(parse_duration(" 3d "), Some(3 * DAY));
+        assert_eq!(format_duration(Duration::from_secs(36 * 3600)), "36h");
+        assert_eq!(format_duration(Duration::from_secs(600)), "10m");
+        assert_eq!(format_duration(Duration::from_secs(86_460)), "1441m");
+        assert_eq!(format_duration(Duration::from_secs(30)), "30s");
+    }
+
+    #[test]
     fn text_round_trips_and_sources_resolve() {
         let dir = tempfile::tempdir().expect("tmp");
         fs::write(
