@@ -441,4 +441,28 @@ mod tests {
             Some(None)
         );
     }
+
+    /// The first entry of a repeated fallback keeps its place among the
+    /// fallbacks, and the later date wins whichever entry carries it.
+    #[test]
+    fn a_repeated_fallback_keeps_its_first_place_and_the_later_date_given_first() {
+        let at = datetime!(2026-12-01 0:00 UTC);
+        let sooner = at - time::Duration::days(9);
+        let ring = KeyRing::new(Secret::from("p"))
+            .expect("a non-empty secret")
+            .with_fallback(Secret::from("x"), Some(at))
+            .and_then(|r| r.with_fallback(Secret::from("f"), None))
+            .and_then(|r| r.with_fallback(Secret::from("x"), Some(sooner)))
+            .expect("ring");
+        let keys: Vec<_> = ring.keys().map(|k| (k.id(), k.retire_after())).collect();
+        assert_eq!(
+            keys,
+            [
+                (Secret::from("p").id(), None),
+                (Secret::from("x").id(), Some(at)),
+                (Secret::from("f").id(), None)
+            ]
+        );
+        assert_eq!(ring.repeated(), [(Secret::from("x").id(), Role::Fallback)]);
+    }
 }

@@ -748,4 +748,122 @@ mod tests {
         .collect();
         assert_eq!(order, want);
     }
+
+    #[test]
+    fn a_token_is_its_value_the_separator_and_the_signature() {
+        let ring = KeyRing::new(Secret::from("predictable-secret")).expect("a non-empty secret");
+        let s = SignerBuilder::new()
+            .sep("*sep*")
+            .build(&ring)
+            .expect("valid");
+        assert_eq!(s.sep(), "*sep*");
+        assert_eq!(
+            s.signature("foo"),
+            "jZQoX_FtSO70jX9HLRGg2A_2s4kdDBxz1QoO_OpEQb0"
+        );
+        assert_eq!(
+            s.sign("foo"),
+            format!("foo{}{}", s.sep(), s.signature("foo"))
+        );
+    }
+
+    #[test]
+    fn a_token_of_exactly_max_token_len_is_read_and_one_byte_more_is_too_large() {
+        let ring = KeyRing::new(Secret::from("k")).expect("a non-empty secret");
+        let token = Signer::new(&ring).sign("value");
+        let limits = Limits::default()
+            .with_max_token_len(token.len())
+            .expect("valid");
+        let s = SignerBuilder::new()
+            .limits(limits)
+            .build(&ring)
+            .expect("valid");
+        assert_eq!(s.unsign_at(&token, NOW).map(|v| v.value), Ok("value"));
+        let longer = Signer::new(&ring).sign("value!");
+        assert_eq!(
+            s.unsign_at(&longer, NOW),
+            Err(VerifyError::TooLarge {
+                limit: crate::error::Limit::TokenLength,
+                max: token.len()
+            })
+        );
+    }
+
+    /// `Signer(key="predictable-secret", algorithm="sha512").sign("hello")`
+    /// from Django 5.2.
+    #[test]
+    fn the_builders_algorithm_is_the_one_that_signs() {
+        let ring = KeyRing::new(Secret::from("predictable-secret")).expect("a non-empty secret");
+        let s = SignerBuilder::new()
+            .algorithm(Algorithm::Sha512)
+            .build(&ring)
+            .expect("valid");
+        assert_eq!(
+            s.sign("hello"),
+            "hello:Usf3uVQOZ9m6uPfVonKR-EBXjPe7bjMbp3_Fq8MfsptgkkM1ojidN0BxYaT5HAEN1VzO9_jVu7R-VkqknHYNvw"
+        );
+    }
+
+    #[test]
+    fn future_tolerance_bounds_how_far_ahead_a_timestamp_may_be() {
+        let ring = KeyRing::new(Secret::from("k")).expect("a non-empty secret");
+        let max = Some(Duration::from_secs(10));
+        let two_days = TimestampSigner::new(&ring).sign_at("v", NOW + time::Duration::days(2));
+        let two_hours = TimestampSigner::new(&ring).sign_at("v", NOW + time::Duration::hours(2));
+        let unbounded = SignerBuilder::new()
+            .future_tolerance(None)
+            .build_timestamp(&ring)
+            .expect("valid");
+        assert!(unbounded.unsign_at(&two_days, max, NOW).is_ok());
+        let one_hour = SignerBuilder::new()
+            .future_tolerance(Some(Duration::from_secs(3600)))
+            .build_timestamp(&ring)
+            .expect("valid");
+        assert_eq!(
+            one_hour.unsign_at(&two_hours, max, NOW),
+            Err(VerifyError::Expired)
+        );
+        let near = TimestampSigner::new(&ring).sign_at("v", NOW + time::Duration::minutes(59));
+        assert!(one_hour.unsign_at(&near, max, NOW).is_ok());
+        let exactly = TimestampSigner::new(&ring).sign_at("v", NOW + time::Duration::hours(1));
+        assert!(
+            one_hour.unsign_at(&exactly, max, NOW).is_ok(),
+            "exactly the tolerance ahead is accepted"
+        );
+    }
+
+    /// Django 5.2: `dumps("hello")` and `dumps("hello", salt="custom-salt")`
+    /// with `SECRET_KEY = "s3cret"` at 2026-11-28 12:00 UTC. An object
+    /// signer's salt is the builder's when it has one, else
+    /// `django.core.signing`.
+    #[test]
+    fn an_object_signer_keeps_the_builders_salt_or_uses_djangos_default() {
+        use crate::object::ObjectSigner;
+        let ring = KeyRing::new(Secret::from("s3cret")).expect("a non-empty secret");
+        let value = serde_json::json!("hello");
+        let default = ObjectSigner::new(SignerBuilder::new(), false, &ring).expect("valid");
+        assert_eq!(
+            default.dumps_at(&value, NOW).expect("ok"),
+            "ImhlbGxvIg:1xXH60:aXoVE5ncGaqlBcs9x-sRy9YWuYtMRwXdznvoqiwQVmQ"
+        );
+        let salted = ObjectSigner::new(SignerBuilder::new().salt("custom-salt"), false, &ring)
+            .expect("valid");
+        assert_eq!(
+            salted.dumps_at(&value, NOW).expect("ok"),
+            "ImhlbGxvIg:1xXH60:M1EIkp91c4stCx4BK-bgcb0hdt1kqxOP20iQr9HrFVk"
+        );
+    }
+
+    /// Django 5.2: `HttpResponse().set_signed_cookie("theme", "dark")` with
+    /// `SECRET_KEY = "s3cret"` at 2026-11-28 12:00 UTC: the cookie signer's
+    /// key is `django.http.cookies` ‖ the secret.
+    #[test]
+    fn signed_cookies_put_djangos_cookie_prefix_before_the_secret() {
+        let ring = KeyRing::new(Secret::from("s3cret")).expect("a non-empty secret");
+        let cookie = crate::cookie::SignedCookie::new(&ring, "theme", "").expect("valid");
+        assert_eq!(
+            cookie.sign_at("dark", NOW),
+            "dark:1xXH60:WDQoNFRQve0-qQYlU6Ues5bz0Ru_8Xim8-_fGC36gJk"
+        );
+    }
 }

@@ -581,6 +581,17 @@ mod tests {
     }
 
     #[test]
+    fn durations_in_every_unit() {
+        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2w"), Some(14 * DAY));
+        assert_eq!(parse_duration(" 3d "), Some(3 * DAY));
+        assert_eq!(format_duration(Duration::from_secs(36 * 3600)), "36h");
+        assert_eq!(format_duration(Duration::from_secs(600)), "10m");
+        assert_eq!(format_duration(Duration::from_secs(86_460)), "1441m");
+        assert_eq!(format_duration(Duration::from_secs(30)), "30s");
+    }
+
+    #[test]
     fn text_round_trips_and_sources_resolve() {
         let dir = tempfile::tempdir().expect("tmp");
         fs::write(
@@ -686,6 +697,281 @@ secret_env = "NEXT"
         assert!(rf.retire(b).is_err(), "the primary cannot be retired");
         rf.retire(a).expect("retire the fallback");
         assert_eq!(rf.entries.len(), 1);
+    }
+
+    #[test]
+    fn a_file_keys_debug_form_shows_its_role_never_its_secret() {
+        let doc: FileDoc = toml::from_str(
+            "[[keys]]\nrole = \"primary\"\nsecret = \"sup3r-s3cret-value\"\nsecret_env = \"NAME_OF_VAR\"\n",
+        )
+        .expect("parses");
+        let shown = format!("{:?}", doc.keys);
+        assert_eq!(shown, "[FileKey { role: \"primary\", .. }]");
+    }
+
+    #[cfg(unix)]
+    fn write_private(path: &Path, bytes: &[u8]) {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::write(path, bytes).expect("write");
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_file_of_exactly_64_kib_is_read_whole_and_one_byte_more_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("secret");
+        write_private(&path, &vec![b's'; 64 * 1024]);
+        let secret = load_secret_file(&path, OpenOptions::default()).expect("64 KiB is read");
+        assert_eq!(secret.len(), 64 * 1024);
+        write_private(&path, &vec![b's'; 64 * 1024 + 1]);
+        match load_secret_file(&path, OpenOptions::default()) {
+            Err(RingFileError::SecretFile { problem, .. }) => {
+                assert!(problem.contains("larger than 64 KiB"), "{problem}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_ring_file_of_exactly_1_mib_is_read_and_one_byte_more_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("ring.toml");
+        let key = "[[keys]]\nrole = \"primary\"\nsecret = \"a-long-enough-secret-0123456789abcdefghij\"\n#";
+        let text = |len: usize| {
+            let mut t = key.as_bytes().to_vec();
+            t.resize(len - 1, b'x');
+            t.push(b'\n');
+            t
+        };
+        write_private(&path, &text(1 << 20));
+        let rf = RingFile::open(&path, OpenOptions::default(), &no_env).expect("1 MiB is read");
+        assert_eq!(rf.entries.len(), 1);
+        write_private(&path, &text((1 << 20) + 1));
+        match RingFile::open(&path, OpenOptions::default(), &no_env) {
+            Err(RingFileError::Parse { message, .. }) => {
+                assert!(message.contains("over 1 MiB"), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// The size checked before reading is `fstat`'s; a file that yields
+    /// more than it said (one that grew meanwhile, or a kernel file such as
+    /// `/proc/kallsyms`, size 0 and megabytes long) is refused after
+    /// reading one byte past the bound, never cut to the bound.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_that_reads_longer_than_its_size_is_refused_not_cut() {
+        let grows = Path::new("/proc/kallsyms");
+        let lax = OpenOptions {
+            allow_insecure: true,
+        };
+        match load_secret_file(grows, lax) {
+            Err(RingFileError::SecretFile { problem, .. }) => {
+                assert!(problem.contains("larger than 64 KiB"), "{problem}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        match RingFile::open(grows, lax, &no_env) {
+            Err(RingFileError::Parse { message, .. }) => {
+                assert!(message.contains("over 1 MiB"), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// The directory a ring file is named in is checked as well as the one
+    /// it really is in: whoever can write the first can replace a symlink
+    /// that points into a private directory.
+    #[cfg(unix)]
+    #[test]
+    fn a_ring_file_named_through_a_symlink_in_a_directory_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let root = tempfile::tempdir().expect("tmp");
+        let (private, open) = (root.path().join("private"), root.path().join("open"));
+        for (dir, mode) in [(&private, 0o700), (&open, 0o777)] {
+            fs::create_dir(dir).expect("mkdir");
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+        RingFile::generate(NOW, 50)
+            .create_new(&private.join("ring.toml"))
+            .expect("create");
+        std::os::unix::fs::symlink(private.join("ring.toml"), open.join("ring.toml"))
+            .expect("symlink");
+        match RingFile::open(&open.join("ring.toml"), OpenOptions::default(), &no_env) {
+            Err(RingFileError::InsecureDirectory { dir, mode, .. }) => {
+                assert_eq!((dir, mode), (open.clone(), 0o777));
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        std::os::unix::fs::symlink(private.join("ring.toml"), private.join("link.toml"))
+            .expect("symlink");
+        assert!(
+            RingFile::open(&private.join("link.toml"), OpenOptions::default(), &no_env).is_ok()
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_that_is_a_symlink_is_named_as_one_and_other_failures_are_not() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("ring.toml");
+        RingFile::generate(NOW, 50)
+            .create_new(&path)
+            .expect("create");
+        std::os::unix::fs::symlink(
+            dir.path().join("elsewhere"),
+            dir.path().join("ring.toml.lock"),
+        )
+        .expect("symlink");
+        let err = RingFile::update(&path, OpenOptions::default(), &no_env, |_| Ok(()))
+            .expect_err("a symlinked lock is refused");
+        assert!(
+            err.to_string()
+                .contains("is a symbolic link; refusing to follow it"),
+            "{err}"
+        );
+        let missing = dir.path().join("no-such-dir").join("ring.toml");
+        let err = RingFile::update(&missing, OpenOptions::default(), &no_env, |_| Ok(()))
+            .expect_err("no directory");
+        assert!(!err.to_string().contains("symbolic link"), "{err}");
+    }
+
+    /// The temporary file is made beside the ring file, so the rename over
+    /// it stays on one filesystem (here a tmpfs, not the working directory's).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_ring_file_is_saved_through_a_temporary_file_in_its_own_directory() {
+        let dir = tempfile::tempdir_in("/dev/shm").expect("a tmpfs directory");
+        let path = dir.path().join("ring.toml");
+        let rf = RingFile::generate(NOW, 50);
+        rf.save(&path).expect("saved");
+        let back = RingFile::open(&path, OpenOptions::default(), &no_env).expect("open");
+        assert_eq!(back.entries[0].id(), rf.entries[0].id());
+        assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+
+    #[test]
+    fn redaction_keeps_field_names_and_short_tokens_and_hides_other_quoted_text() {
+        assert_eq!(
+            redact_quoted("expected `=` or `secret_env`, found `hunter22` and \"sup3r\""),
+            "expected `=` or `secret_env`, found `…` and \"…\""
+        );
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_named_by_its_field_and_the_type_expected() {
+        let text = "[[keys]]\nrole = \"primary\"\nsecret = 918273645546372819\n";
+        match RingFile::parse(text, Path::new("r"), Path::new("."), &no_env) {
+            Err(RingFileError::Parse { line, message, .. }) => {
+                assert_eq!(
+                    (line, message.as_str()),
+                    (3, "secret: wrong type of value (expected a string)")
+                );
+            }
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+    }
+
+    fn refusal(r: Result<(KeyId, KeyId), RingFileError>) -> String {
+        match r {
+            Err(RingFileError::Refused(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn promote_without_a_key_named_needs_exactly_one_staged() {
+        let mut rf = RingFile::generate(NOW, 50);
+        let none = refusal(rf.promote(None, DAY, Duration::ZERO, true, NOW));
+        assert!(none.contains("no staged key"), "{none}");
+        rf.stage(NOW, 50);
+        rf.stage(NOW, 50);
+        let two = refusal(rf.promote(None, DAY, Duration::ZERO, true, NOW));
+        assert!(two.contains("several keys are staged"), "{two}");
+    }
+
+    /// A fallback verifies up to and including its `retire_after` instant,
+    /// so `auto` drops it only after that; one without a date stays.
+    #[test]
+    fn auto_retires_a_fallback_only_after_its_retire_after() {
+        let mut rf = RingFile::generate(NOW, 50);
+        let old = rf.entries[0].id();
+        rf.stage(NOW, 50);
+        rf.promote(None, 30 * DAY, Duration::ZERO, true, NOW)
+            .expect("promotes");
+        rf.entries.push(RingEntry {
+            role: Role::Fallback,
+            source: SecretSource::Inline,
+            secret: generate_secret(50),
+            created: None,
+            staged_at: None,
+            promoted_at: None,
+            retire_after: None,
+        });
+        let every = 3650 * DAY;
+        let retire_at = NOW + 30 * DAY;
+        assert!(rf.auto(every, DAY, 30 * DAY, retire_at, 50).is_empty());
+        assert_eq!(rf.entries.len(), 3);
+        let acts = rf.auto(every, DAY, 30 * DAY, retire_at + Duration::from_secs(1), 50);
+        assert_eq!(acts, [AutoAction::Retired(old)]);
+        assert_eq!(rf.entries.len(), 2);
+    }
+
+    #[test]
+    fn check_calls_a_fallback_past_its_retire_after_only_after_that_instant() {
+        let mut rf = RingFile::generate(NOW, 50);
+        rf.stage(NOW, 50);
+        rf.promote(None, 30 * DAY, Duration::ZERO, true, NOW)
+            .expect("promotes");
+        let past = |at: OffsetDateTime| {
+            rf.check(at)
+                .iter()
+                .filter(|f| f.message.contains("past its retire_after"))
+                .count()
+        };
+        assert_eq!(past(NOW), 0);
+        assert_eq!(past(NOW + 30 * DAY), 0);
+        assert_eq!(past(NOW + 30 * DAY + Duration::from_secs(1)), 1);
+    }
+
+    /// A repeated secret verifies in the role tried first (primary, staged,
+    /// fallback), whichever entry of the file comes first.
+    #[test]
+    fn check_says_a_repeated_secret_verifies_in_the_role_tried_first() {
+        let x = "the-same-secret-0123456789abcdefghijklmnopqrstuvwxyz";
+        let other = "another-secret-0123456789abcdefghijklmnopqrstuvwxyz";
+        for (first, second, kept) in [
+            ("fallback", "primary", "primary"),
+            ("primary", "fallback", "primary"),
+            ("fallback", "staged", "staged"),
+            ("staged", "fallback", "staged"),
+        ] {
+            let primary = if first == "primary" || second == "primary" {
+                String::new()
+            } else {
+                format!("[[keys]]\nrole=\"primary\"\nsecret=\"{other}\"\n")
+            };
+            let text = format!(
+                "{primary}[[keys]]\nrole=\"{first}\"\nsecret=\"{x}\"\n[[keys]]\nrole=\"{second}\"\nsecret=\"{x}\"\n"
+            );
+            let rf =
+                RingFile::parse(&text, Path::new("r"), Path::new("."), &no_env).expect("parses");
+            let said: Vec<_> = rf
+                .check(NOW)
+                .into_iter()
+                .filter(|f| f.message.contains("more than once"))
+                .map(|f| f.message)
+                .collect();
+            assert_eq!(said.len(), 1, "{said:?}");
+            assert!(
+                said[0].contains(&format!("it verifies only as {kept}:")),
+                "{first} then {second}: {}",
+                said[0]
+            );
+        }
     }
 
     #[test]
