@@ -48,7 +48,7 @@ if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
         ;;
     engine)
         PKG=keyroll-store
-        FILES="crates/keyroll-store/src/engine/mod.rs crates/keyroll-store/src/engine/ring.rs crates/keyroll-store/src/engine/cache.rs crates/keyroll-store/src/engine/session.rs"
+        FILES=${FILES:-"crates/keyroll-store/src/engine/mod.rs crates/keyroll-store/src/engine/ring.rs crates/keyroll-store/src/engine/cache.rs crates/keyroll-store/src/engine/session.rs"}
         RE=${RE:-} TESTS=${TESTS:-"--lib --test engine --test memory --test sqlite --test engine_pins"}
         ;;
     *)
