@@ -259,14 +259,7 @@ impl Signer {
 
     /// `value ‖ sep ‖ signature`, signed by the primary key.
     pub fn sign(&self, value: &str) -> String {
-        let mut out = String::with_capacity(value.len() + self.sep.len() + self.sig_len);
-        out.push_str(value);
-        out.push_str(&self.sep);
-        b64_encode_into(
-            self.keys.primary().mac.tag(&[value.as_bytes()]).as_bytes(),
-            &mut out,
-        );
-        out
+        self.sign_with(value, None)
     }
 
     /// Verifies `token` against every key live at `now`; returns the value
@@ -344,16 +337,17 @@ impl Signer {
     /// `value ‖ sep ‖` the primary's signature of `value`: `signature` when
     /// it was computed already, else computed now.
     fn sign_with(&self, value: &str, signature: Option<PrimarySignature>) -> String {
+        let mut out = String::with_capacity(value.len() + self.sep.len() + self.sig_len);
+        out.push_str(value);
+        out.push_str(&self.sep);
         match signature.as_ref().and_then(PrimarySignature::as_str) {
-            Some(sig) => {
-                let mut out = String::with_capacity(value.len() + self.sep.len() + sig.len());
-                out.push_str(value);
-                out.push_str(&self.sep);
-                out.push_str(sig);
-                out
-            }
-            None => self.sign(value),
+            Some(sig) => out.push_str(sig),
+            None => b64_encode_into(
+                self.keys.primary().mac.tag(&[value.as_bytes()]).as_bytes(),
+                &mut out,
+            ),
         }
+        out
     }
 
     /// Verifies `token`; when a non-primary key matched, signs the same value
