@@ -266,6 +266,55 @@ impl SqliteStore {
     }
 
     /// Runs `f` on tokio's blocking pool.
+    /// Compare-and-swaps in one write transaction: a swap with a rowid finds
+    /// its row by that rowid (the table page a scan just read, no descent of
+    /// the session_key index), and by key when it is not there (a VACUUM may
+    /// renumber rowids) or has none.
+    async fn swap_in_one_transaction(
+        &self,
+        swaps: Vec<(Option<i64>, Swap)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        if swaps.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(move |inner| {
+            let mut conn = inner.writer();
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let mut out = Vec::with_capacity(swaps.len());
+            {
+                // Prepared only with a rowid to use: keyroll's own table has none.
+                let mut at = None;
+                let mut by_key = tx.prepare_cached(&inner.sql.cas).map_err(db_err)?;
+                for (rowid, s) in &swaps {
+                    let mut n = match rowid {
+                        Some(rowid) => {
+                            let stmt = match &mut at {
+                                Some(stmt) => stmt,
+                                None => {
+                                    at.insert(tx.prepare_cached(&inner.sql.cas_at).map_err(db_err)?)
+                                }
+                            };
+                            stmt.execute(params![s.new, s.key, s.expected, rowid])
+                                .map_err(db_err)?
+                        }
+                        None => 0,
+                    };
+                    if n == 0 {
+                        n = by_key
+                            .execute(params![s.new, s.key, s.expected])
+                            .map_err(db_err)?;
+                    }
+                    out.push(n == 1);
+                }
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(out)
+        })
+        .await
+    }
+
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -540,29 +589,8 @@ impl Store for SqliteStore {
     }
 
     async fn compare_and_swap_many(&self, swaps: &[Swap]) -> Result<Vec<bool>, StoreError> {
-        if swaps.is_empty() {
-            return Ok(Vec::new());
-        }
-        let swaps = swaps.to_vec();
-        self.run(move |inner| {
-            let mut conn = inner.writer();
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db_err)?;
-            let mut out = Vec::with_capacity(swaps.len());
-            {
-                let mut stmt = tx.prepare_cached(&inner.sql.cas).map_err(db_err)?;
-                for s in &swaps {
-                    let n = stmt
-                        .execute(params![s.new, s.key, s.expected])
-                        .map_err(db_err)?;
-                    out.push(n == 1);
-                }
-            }
-            tx.commit().map_err(db_err)?;
-            Ok(out)
-        })
-        .await
+        let swaps = swaps.iter().map(|s| (None, s.clone())).collect();
+        self.swap_in_one_transaction(swaps).await
     }
 
     async fn scan(
@@ -735,36 +763,8 @@ impl StorageOrder for SqliteStore {
         &self,
         swaps: Vec<(i64, Swap)>,
     ) -> Result<Vec<bool>, StoreError> {
-        if swaps.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.run(move |inner| {
-            let mut conn = inner.writer();
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db_err)?;
-            let mut out = Vec::with_capacity(swaps.len());
-            {
-                let mut at = tx.prepare_cached(&inner.sql.cas_at).map_err(db_err)?;
-                let mut by_key = tx.prepare_cached(&inner.sql.cas).map_err(db_err)?;
-                for (rowid, s) in &swaps {
-                    let mut n = at
-                        .execute(params![s.new, s.key, s.expected, rowid])
-                        .map_err(db_err)?;
-                    if n == 0 {
-                        // Not at that rowid (a VACUUM may renumber them), or
-                        // changed: the key decides.
-                        n = by_key
-                            .execute(params![s.new, s.key, s.expected])
-                            .map_err(db_err)?;
-                    }
-                    out.push(n == 1);
-                }
-            }
-            tx.commit().map_err(db_err)?;
-            Ok(out)
-        })
-        .await
+        let swaps = swaps.into_iter().map(|(at, s)| (Some(at), s)).collect();
+        self.swap_in_one_transaction(swaps).await
     }
 }
 
