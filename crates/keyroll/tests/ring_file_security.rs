@@ -266,6 +266,87 @@ fn ring_file_lock_owned_by_another_user_is_refused() {
     assert!(RingFile::update(&path, lax(), &no_env, |rf| Ok(rf.stage(NOW, 50))).is_ok());
 }
 
+/// Set to a directory when the test below re-runs itself as uid 65534: the
+/// checks of that user run there.
+const AS_NOBODY_DIR: &str = "KEYROLL_TEST_RING_DIR_AS_NOBODY";
+const AS_NOBODY_TEST: &str = "a_user_who_is_not_root_may_use_their_own_ring_file_and_no_one_elses";
+
+/// A user who is not root opens and updates their own ring file, and is
+/// refused another user's. The owner check must accept "owned by me" on its
+/// own, not only "owned by root": run as root, every file passes one or the
+/// other, so the checks run in a copy of this test binary as uid 65534.
+#[test]
+fn a_user_who_is_not_root_may_use_their_own_ring_file_and_no_one_elses() {
+    if let Some(dir) = std::env::var_os(AS_NOBODY_DIR) {
+        return checks_as_nobody(Path::new(&dir));
+    }
+    let top = tempfile::tempdir().expect("tmp");
+    let dir = top.path().join("home");
+    fs::create_dir(&dir).expect("mkdir");
+    let own = ring_in(&dir);
+    let theirs = dir.join("theirs.toml");
+    RingFile::generate(NOW, 50)
+        .create_new(&theirs)
+        .expect("create");
+    if euid() != 0 {
+        // Not root: this process is already "another user"; its own file must
+        // pass, and a file it cannot give away is not checked here.
+        check_own_ring(&own);
+        return;
+    }
+    // uid 65534 needs to reach the directory, own its ring, and run the
+    // test binary (the build directory may be private: run a copy).
+    chmod(top.path(), 0o755);
+    let exe = top.path().join("tests-copy");
+    fs::copy(std::env::current_exe().expect("exe"), &exe).expect("copy the test binary");
+    chmod(&exe, 0o755);
+    for p in [&dir, &own, &dir.join("ring.toml.lock")] {
+        if p.exists() {
+            std::os::unix::fs::chown(p, Some(NOBODY), Some(NOBODY)).expect("chown");
+        }
+    }
+    std::os::unix::fs::chown(&theirs, Some(NOBODY - 1), Some(NOBODY - 1)).expect("chown");
+    chmod(&theirs, 0o644);
+
+    use std::os::unix::process::CommandExt as _;
+    let out = std::process::Command::new(&exe)
+        .args(["--exact", AS_NOBODY_TEST, "--nocapture", "--test-threads=1"])
+        .env(AS_NOBODY_DIR, &dir)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .expect("run the test binary as uid 65534");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "as uid 65534:\n{said}");
+    assert!(said.contains("1 passed"), "the checks did not run:\n{said}");
+}
+
+/// The checks of the test above as uid 65534, in the directory it prepared.
+fn checks_as_nobody(dir: &Path) {
+    assert_eq!(euid(), NOBODY);
+    check_own_ring(&dir.join("ring.toml"));
+    let theirs = dir.join("theirs.toml");
+    let err = RingFile::open(&theirs, strict(), &no_env).expect_err("another user's ring");
+    assert!(
+        matches!(err, RingFileError::NotOwned { owner, euid: NOBODY, .. } if owner == NOBODY - 1),
+        "{err:?}"
+    );
+}
+
+/// The effective user opens its own ring file (mode 0600) and updates it.
+fn check_own_ring(path: &Path) {
+    let rf = RingFile::open(path, strict(), &no_env).expect("one's own ring file");
+    let id = RingFile::update(path, strict(), &no_env, |rf| Ok(rf.stage(NOW, 50)))
+        .expect("update one's own ring file");
+    let back = RingFile::open(path, strict(), &no_env).expect("reopen");
+    assert_eq!(back.entries.len(), rf.entries.len() + 1);
+    assert!(back.entries.iter().any(|e| e.id() == id));
+}
+
 /// In a directory others can write to (and not sticky), anyone can replace
 /// the ring file with their own between two reads.
 #[test]

@@ -442,6 +442,16 @@ fn write_private_atomically(path: &Path, data: &[u8]) -> Result<(), RingFileErro
 /// never an existing file or through a symlink someone planted), mode 0600
 /// from the start. A name taken (by chance, or by someone guessing) is skipped.
 fn create_temp(dir: &Path, path: &Path) -> std::io::Result<(fs::File, PathBuf)> {
+    create_temp_named(dir, path, || rand::rngs::OsRng.gen::<u64>())
+}
+
+/// `create_temp` with the random part of each name from `random`: a name
+/// already taken is retried with the next one, up to 16 names.
+fn create_temp_named(
+    dir: &Path,
+    path: &Path,
+    mut random: impl FnMut() -> u64,
+) -> std::io::Result<(fs::File, PathBuf)> {
     let base = path
         .file_name()
         .map(|n| n.to_os_string())
@@ -449,7 +459,7 @@ fn create_temp(dir: &Path, path: &Path) -> std::io::Result<(fs::File, PathBuf)> 
     let mut last = std::io::Error::other("no temporary file name was free");
     for _ in 0..16 {
         let mut name = base.clone();
-        name.push(format!(".tmp-{:016x}", rand::rngs::OsRng.gen::<u64>()));
+        name.push(format!(".tmp-{:016x}", random()));
         let tmp = dir.join(name);
         let mut opts = fs::OpenOptions::new();
         opts.write(true).create_new(true);
@@ -465,4 +475,28 @@ fn create_temp(dir: &Path, path: &Path) -> std::io::Result<(fs::File, PathBuf)> 
         }
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// A temporary name someone already took (by chance or by planting a
+    /// file there) is passed over for the next random name, not an error.
+    #[test]
+    fn a_temporary_name_already_taken_is_retried_with_another() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("ring.toml");
+        let taken = dir.path().join(format!("ring.toml.tmp-{:016x}", 1));
+        fs::write(&taken, b"planted").expect("plant");
+        let mut names = [1u64, 2].into_iter();
+        let (_, tmp) = create_temp_named(dir.path(), &path, || names.next().expect("a third name"))
+            .expect("the second name is free");
+        assert_eq!(tmp, dir.path().join(format!("ring.toml.tmp-{:016x}", 2)));
+        assert_eq!(fs::read(&taken).expect("planted"), b"planted");
+        // Sixteen taken names in a row: the error says the name exists.
+        let err = create_temp_named(dir.path(), &path, || 1).expect_err("every name taken");
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+    }
 }
