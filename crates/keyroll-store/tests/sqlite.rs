@@ -422,14 +422,38 @@ async fn compare_and_swap_by_position_checks_key_and_data_and_survives_renumberi
     assert_eq!(data(&keys[1]), "theirs");
     assert_eq!(data(&keys[2]), "old");
     assert_eq!(data(&keys[3]), "new");
-    // The statement finds the row through its rowid, not the key index.
-    let plan: String = raw_conn(&path)
-        .query_row(
-            "EXPLAIN QUERY PLAN UPDATE django_session SET session_data = 'x' \
-             WHERE rowid = 1 AND session_key = 'k' AND session_data = 'd'",
-            [],
-            |r| r.get(3),
-        )
+    // Swaps in any order, one at a rowid past the end of the table and one
+    // repeating another's rowid: each lands on its own row or on none.
+    let applied = store
+        .compare_and_swap_stored(vec![
+            (at[3], swap(&keys[3], "new", "newer")),
+            (at[0], swap(&keys[0], "new", "newer")),
+            (at[3] + 1000, swap(&keys[2], "old", "newer")),
+            (at[0], swap(&keys[1], "theirs", "newer")),
+            (at[1], swap(&keys[1], "old", "never")),
+        ])
+        .await
         .unwrap();
-    assert!(plan.contains("INTEGER PRIMARY KEY"), "{plan}");
+    assert_eq!(applied, vec![true, true, true, true, false]);
+    for k in &keys {
+        assert_eq!(data(k), "newer");
+    }
+    // A concurrent write between the read and the swap of a batch by rowid
+    // leaves that row alone and the batch's other rows swapped.
+    store
+        .save(&rec(&keys[2], "theirs again", later))
+        .await
+        .unwrap();
+    let applied = store
+        .compare_and_swap_stored(
+            at.iter()
+                .zip(&keys)
+                .map(|(p, k)| (*p, swap(k, "newer", "newest")))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true, true, false, true]);
+    assert_eq!(data(&keys[2]), "theirs again");
+    assert_eq!(data(&keys[3]), "newest");
 }

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rusqlite::functions::FunctionFlags;
 use rusqlite::types::ValueRef;
 use rusqlite::{
     params, params_from_iter, Connection, ErrorCode, OptionalExtension, TransactionBehavior,
@@ -77,6 +78,73 @@ struct Inner {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     sql: Sql,
+    /// The swaps the writer's current `cas_range` statement applies.
+    swapping: Arc<Mutex<SwapBatch>>,
+}
+
+/// The compare-and-swaps one `cas_range` statement applies, sorted by rowid:
+/// what the writer connection's SQL functions `keyroll_swap_matches` and
+/// `keyroll_swap_new` look rows up in.
+#[derive(Default)]
+struct SwapBatch {
+    rows: Vec<PositionedSwap>,
+}
+
+struct PositionedSwap {
+    rowid: i64,
+    /// Where the swap is in the caller's list.
+    index: usize,
+    swap: Swap,
+    /// The row at `rowid` held the swap's key and expected data.
+    matched: bool,
+}
+
+impl SwapBatch {
+    fn find(&mut self, rowid: i64) -> Option<&mut PositionedSwap> {
+        let i = self.rows.binary_search_by_key(&rowid, |r| r.rowid).ok()?;
+        self.rows.get_mut(i)
+    }
+}
+
+/// Gives the writer connection the two functions `cas_range` calls for each
+/// row of its rowid range: `keyroll_swap_matches(rowid, key, data)` is true
+/// when the batch has a swap at that rowid expecting exactly that key and
+/// data, and `keyroll_swap_new(rowid)` hands over that swap's new data.
+/// Direct-only: a trigger or view in the database cannot call them.
+fn add_swap_functions(conn: &Connection, batch: &Arc<Mutex<SwapBatch>>) -> Result<(), StoreError> {
+    fn text_is(v: ValueRef<'_>, s: &str) -> bool {
+        matches!(v, ValueRef::Text(t) if t == s.as_bytes())
+    }
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY;
+    let b = Arc::clone(batch);
+    conn.create_scalar_function("keyroll_swap_matches", 3, flags, move |ctx| {
+        let rowid: i64 = ctx.get(0)?;
+        let mut b = b.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(match b.find(rowid) {
+            Some(r)
+                if text_is(ctx.get_raw(1), &r.swap.key)
+                    && text_is(ctx.get_raw(2), &r.swap.expected) =>
+            {
+                r.matched = true;
+                true
+            }
+            _ => false,
+        })
+    })
+    .map_err(db_err)?;
+    let b = Arc::clone(batch);
+    conn.create_scalar_function("keyroll_swap_new", 1, flags, move |ctx| {
+        let rowid: i64 = ctx.get(0)?;
+        let mut b = b.lock().unwrap_or_else(PoisonError::into_inner);
+        match b.find(rowid) {
+            // Moved, not copied: SQLite copies the result into the row.
+            Some(r) if r.matched => Ok(std::mem::take(&mut r.swap.new)),
+            _ => Err(rusqlite::Error::UserFunctionError(
+                "keyroll_swap_new: no matched swap at this rowid".into(),
+            )),
+        }
+    })
+    .map_err(db_err)
 }
 
 /// The statements, with the (checked, quoted) table name in place.
@@ -91,7 +159,7 @@ struct Sql {
     update: String,
     delete: String,
     cas: String,
-    cas_at: String,
+    cas_range: String,
     purge: String,
     purge_by_key: String,
     select: String,
@@ -120,10 +188,12 @@ impl Sql {
             update: format!("UPDATE {t} SET session_data = ?2, expire_date = ?3 WHERE session_key = ?1"),
             delete: format!("DELETE FROM {t} WHERE session_key = ?1"),
             cas: format!("UPDATE {t} SET session_data = ?1 WHERE session_key = ?2 AND session_data = ?3"),
-            // The row by its rowid (the table page a scan just read), not by
-            // a descent of the session_key index.
-            cas_at: format!(
-                "UPDATE {t} SET session_data = ?1 WHERE rowid = ?4 AND session_key = ?2 AND session_data = ?3"
+            // A batch of swaps by rowid in one statement: the rows of the
+            // range (pages a scan just read) in rowid order, no descent of
+            // the session_key index, no statement and bound copies per row.
+            cas_range: format!(
+                "UPDATE {t} SET session_data = keyroll_swap_new(rowid) \
+                 WHERE rowid >= ?1 AND rowid <= ?2 AND keyroll_swap_matches(rowid, session_key, session_data)"
             ),
             // In rowid order from where the last batch ended: the table's
             // own pages, sequentially, once (as one big DELETE reads them).
@@ -172,6 +242,14 @@ impl SqliteStore {
             create_private(path)?;
         }
         let writer = connect(path, WRITER_CACHE_KIB)?;
+        // A statement that changes many rows (`cas_range`, a purge batch)
+        // keeps a journal of the pages it changed, to undo itself alone; in
+        // memory (a batch's pages), not a temporary file made for each batch.
+        writer
+            .pragma_update(None, "temp_store", "MEMORY")
+            .map_err(db_err)?;
+        let swapping = Arc::new(Mutex::new(SwapBatch::default()));
+        add_swap_functions(&writer, &swapping)?;
         let mode: String = writer
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(db_err)?;
@@ -195,6 +273,7 @@ impl SqliteStore {
                 readers,
                 next_reader: AtomicUsize::new(0),
                 sql: Sql::new(table),
+                swapping,
             }),
         })
     }
@@ -266,10 +345,11 @@ impl SqliteStore {
     }
 
     /// Runs `f` on tokio's blocking pool.
-    /// Compare-and-swaps in one write transaction: a swap with a rowid finds
-    /// its row by that rowid (the table page a scan just read, no descent of
-    /// the session_key index), and by key when it is not there (a VACUUM may
-    /// renumber rowids) or has none.
+    /// Compare-and-swaps in one write transaction: the swaps with a rowid in
+    /// one statement over their rowid range (the table pages a scan just
+    /// read, no descent of the session_key index), each row still checked
+    /// for its key and data; by key those with none and those not found at
+    /// their rowid (a VACUUM may renumber rowids).
     async fn swap_in_one_transaction(
         &self,
         swaps: Vec<(Option<i64>, Swap)>,
@@ -282,31 +362,46 @@ impl SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_err)?;
-            let mut out = Vec::with_capacity(swaps.len());
-            {
-                // Prepared only with a rowid to use: keyroll's own table has none.
-                let mut at = None;
-                let mut by_key = tx.prepare_cached(&inner.sql.cas).map_err(db_err)?;
-                for (rowid, s) in &swaps {
-                    let mut n = match rowid {
-                        Some(rowid) => {
-                            let stmt = match &mut at {
-                                Some(stmt) => stmt,
-                                None => {
-                                    at.insert(tx.prepare_cached(&inner.sql.cas_at).map_err(db_err)?)
-                                }
-                            };
-                            stmt.execute(params![s.new, s.key, s.expected, rowid])
-                                .map_err(db_err)?
-                        }
-                        None => 0,
-                    };
-                    if n == 0 {
-                        n = by_key
-                            .execute(params![s.new, s.key, s.expected])
-                            .map_err(db_err)?;
+            let mut out = vec![false; swaps.len()];
+            let mut by_key = Vec::new();
+            let mut positioned = Vec::new();
+            for (index, (rowid, swap)) in swaps.into_iter().enumerate() {
+                match rowid {
+                    Some(rowid) => positioned.push(PositionedSwap {
+                        rowid,
+                        index,
+                        swap,
+                        matched: false,
+                    }),
+                    None => by_key.push((index, swap)),
+                }
+            }
+            if let (Some(lo), Some(hi)) = (
+                positioned.iter().map(|r| r.rowid).min(),
+                positioned.iter().map(|r| r.rowid).max(),
+            ) {
+                positioned.sort_by_key(|r| r.rowid);
+                let mut stmt = tx.prepare_cached(&inner.sql.cas_range).map_err(db_err)?;
+                lock_batch(&inner.swapping).rows = positioned;
+                let ran = stmt.execute(params![lo, hi]);
+                let done = std::mem::take(&mut lock_batch(&inner.swapping).rows);
+                ran.map_err(db_err)?;
+                for r in done {
+                    match out.get_mut(r.index) {
+                        Some(ok) if r.matched => *ok = true,
+                        _ => by_key.push((r.index, r.swap)),
                     }
-                    out.push(n == 1);
+                }
+            }
+            if !by_key.is_empty() {
+                let mut stmt = tx.prepare_cached(&inner.sql.cas).map_err(db_err)?;
+                for (index, s) in &by_key {
+                    let n = stmt
+                        .execute(params![s.new, s.key, s.expected])
+                        .map_err(db_err)?;
+                    if let Some(ok) = out.get_mut(*index) {
+                        *ok = n == 1;
+                    }
                 }
             }
             tx.commit().map_err(db_err)?;
@@ -388,6 +483,10 @@ fn connect(path: &Path, cache_kib: i64) -> Result<Connection, StoreError> {
         .map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
+}
+
+fn lock_batch(m: &Mutex<SwapBatch>) -> MutexGuard<'_, SwapBatch> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
