@@ -49,7 +49,7 @@ if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
     engine)
         PKG=keyroll-store
         FILES=${FILES:-"crates/keyroll-store/src/engine/mod.rs crates/keyroll-store/src/engine/ring.rs crates/keyroll-store/src/engine/cache.rs crates/keyroll-store/src/engine/session.rs"}
-        RE=${RE:-} TESTS=${TESTS:-"--lib --test engine --test memory --test sqlite --test engine_pins"}
+        RE=${RE:-} TESTS=${TESTS:-"--lib --test engine --test memory --test sqlite --test engine_pins --test ring_source"}
         ;;
     *)
         echo "unknown preset $preset (signer, ring, ringfile, engine)" >&2

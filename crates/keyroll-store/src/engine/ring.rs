@@ -289,3 +289,80 @@ impl RingSource for FixedRing {
         Arc::clone(&self.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::cell::Cell;
+
+    use super::*;
+
+    /// A value is made once per key and shared: no request derives a key
+    /// the snapshot already derived.
+    #[test]
+    fn a_derivation_is_made_once_per_key_and_shared() {
+        let d: Derived<u32, String> = Derived::default();
+        let made = Cell::new(0);
+        let get = |k: u32| {
+            d.get(
+                |x| *x == k,
+                || k,
+                || {
+                    made.set(made.get() + 1);
+                    format!("v{k}")
+                },
+            )
+        };
+        let first = get(1);
+        let other = get(2);
+        assert!(Arc::ptr_eq(&first, &get(1)));
+        assert!(Arc::ptr_eq(&other, &get(2)));
+        assert_eq!((first.as_str(), other.as_str()), ("v1", "v2"));
+        assert_eq!(made.get(), 2);
+        let tried = d.try_get(
+            |x| *x == 2,
+            || 2,
+            || {
+                made.set(made.get() + 1);
+                None
+            },
+        );
+        assert!(Arc::ptr_eq(&tried.expect("kept"), &other));
+        assert_eq!(made.get(), 2);
+        assert!(d.try_get(|x| *x == 3, || 3, || None).is_none());
+        let made_now = d.try_get(|x| *x == 4, || 4, || Some("v4".to_owned()));
+        assert_eq!(made_now.as_deref().map(String::as_str), Some("v4"));
+        assert_eq!(d.len(), 3);
+    }
+
+    /// Two callers that both missed the key and made a value: the second is
+    /// handed the first one's, for the first key and the others alike.
+    #[test]
+    fn a_value_made_in_a_race_gives_way_to_the_one_kept() {
+        let d: Derived<u32, String> = Derived::default();
+        let kept_first = d.keep(|x| *x == 1, || 1, Arc::new("first".to_owned()));
+        let kept_other = d.keep(|x| *x == 2, || 2, Arc::new("other".to_owned()));
+        let raced = d.keep(|x| *x == 1, || 1, Arc::new("late".to_owned()));
+        assert!(Arc::ptr_eq(&raced, &kept_first));
+        let raced = d.keep(|x| *x == 2, || 2, Arc::new("late".to_owned()));
+        assert!(Arc::ptr_eq(&raced, &kept_other));
+        assert_eq!(d.len(), 2);
+    }
+
+    /// Past `MAX_DERIVED` keys a value is made for the call and not kept.
+    #[test]
+    fn exactly_max_derived_values_are_kept() {
+        let d: Derived<usize, usize> = Derived::default();
+        for k in 0..3 * MAX_DERIVED {
+            assert_eq!(*d.get(|x| *x == k, || k, || k * 10), k * 10);
+        }
+        assert_eq!(d.len(), MAX_DERIVED);
+        // The last kept is shared; one past the bound is not.
+        let last = MAX_DERIVED - 1;
+        assert!(Arc::ptr_eq(
+            &d.get(|x| *x == last, || last, || 0),
+            &d.get(|x| *x == last, || last, || 0)
+        ));
+        assert_eq!(*d.get(|x| *x == MAX_DERIVED, || MAX_DERIVED, || 7), 7);
+    }
+}
