@@ -58,11 +58,15 @@ const ER_DUP_ENTRY: u16 = 1062;
 /// future, not returned in a clean state, so the pool does not reuse it.
 macro_rules! timed {
     ($self:ident, $c:ident, $body:expr) => {{
+        timed!($self, $self.timeouts.query, $c, $body)
+    }};
+    ($self:ident, $limit:expr, $c:ident, $body:expr) => {{
         #[allow(unused_mut)]
         let mut $c = $self.conn().await?;
-        match tokio::time::timeout($self.timeouts.query, typed(async move { $body })).await {
+        let limit = $limit;
+        match tokio::time::timeout(limit, typed(async move { $body })).await {
             Ok(r) => r,
-            Err(_) => Err($self.timed_out("query_timeout", $self.timeouts.query)),
+            Err(_) => Err($self.timed_out("query_timeout", limit)),
         }
     }};
 }
@@ -780,7 +784,8 @@ impl Store for MysqlStore {
         );
         let (s, e) = (range.start.clone(), range.end.clone());
         let args = move || (to_value(now), s.clone(), s.clone(), e.clone(), e.clone());
-        timed!(self, conn, {
+        // Row counts get at least 10 minutes (`Timeouts::count`).
+        timed!(self, self.timeouts.count(), conn, {
             let live: Option<u64> = conn.exec_first(&live, args()).await.map_err(my_err)?;
             let expired: Option<u64> = conn.exec_first(&expired, args()).await.map_err(my_err)?;
             Ok(RowCounts {

@@ -9,7 +9,8 @@
 //! connection, TCP connect *and* startup/authentication (tokio-postgres'
 //! own `connect_timeout` covers only the TCP connect); `pool_timeout`
 //! (default 5) bounds the wait for a pooled connection when all are busy;
-//! `query_timeout` (default 10) bounds each operation's statements. A
+//! `query_timeout` (default 10) bounds each operation's statements (the row
+//! counts of a census or re-sign get at least 10 minutes). A
 //! connection whose statement timed out is closed rather than returned to
 //! the pool (it may be wedged behind a dead network path). A connection the
 //! server or network closed is dropped by the pool's recycle check, so the
@@ -49,14 +50,18 @@ const CREATE_ATTEMPTS: usize = 10;
 /// back to the pool.
 macro_rules! timed {
     ($self:ident, $c:ident, $body:expr) => {{
+        timed!($self, $self.timeouts.query, $c, $body)
+    }};
+    ($self:ident, $limit:expr, $c:ident, $body:expr) => {{
         #[allow(unused_mut)]
         let mut $c = $self.client().await?;
-        let outcome = tokio::time::timeout($self.timeouts.query, typed(async { $body })).await;
+        let limit = $limit;
+        let outcome = tokio::time::timeout(limit, typed(async { $body })).await;
         match outcome {
             Ok(r) => r,
             Err(_) => {
                 drop(Object::take($c));
-                Err($self.timed_out("query_timeout", $self.timeouts.query))
+                Err($self.timed_out("query_timeout", limit))
             }
         }
     }};
@@ -674,7 +679,8 @@ impl Store for PostgresStore {
             ),
         );
         let (start, end) = (range.start.as_deref(), range.end.as_deref());
-        timed!(self, client, {
+        // Row counts get at least 10 minutes (`Timeouts::count`).
+        timed!(self, self.timeouts.count(), client, {
             let live: i64 = client
                 .query_one(&live, &[&now, &start, &end])
                 .await

@@ -25,6 +25,21 @@ pub struct Timeouts {
     pub query: Duration,
 }
 
+/// The least time the row counts of a census or re-sign get. Each count is
+/// one statement over the table's expiry index, which takes longer than a
+/// web request's statement on a big table (on PostgreSQL right after a
+/// purge, before autovacuum has cleaned the index, it visits every deleted
+/// row: more than 10 s on a 10M-row table).
+const COUNT_FLOOR: Duration = Duration::from_secs(600);
+
+impl Timeouts {
+    /// The time the row counts of a census or re-sign may take: `query`, but
+    /// at least 10 minutes.
+    pub(crate) fn count(&self) -> Duration {
+        self.query.max(COUNT_FLOOR)
+    }
+}
+
 impl Default for Timeouts {
     fn default() -> Self {
         Self {
@@ -90,6 +105,17 @@ fn parse_seconds(s: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_counts_get_ten_minutes_or_the_query_timeout_if_longer() {
+        let t = Timeouts::default();
+        assert_eq!(t.count(), Duration::from_secs(600));
+        let long = Timeouts {
+            query: Duration::from_secs(900),
+            ..Timeouts::default()
+        };
+        assert_eq!(long.count(), Duration::from_secs(900));
+    }
 
     #[test]
     fn timeouts_are_taken_out_of_the_url() {
