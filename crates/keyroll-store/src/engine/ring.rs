@@ -349,6 +349,59 @@ mod tests {
         assert_eq!(d.len(), 2);
     }
 
+    fn snapshot() -> PreparedRing {
+        PreparedRing::new(
+            KeyRing::new(keyroll::Secret::from("a-long-secret-key-0123456789abcdef"))
+                .expect("a non-empty secret"),
+        )
+    }
+
+    /// A codec is kept per salt *and* age: a row signed under one salt does
+    /// not verify under another, and a cookie codec keeps its own age.
+    #[test]
+    fn codecs_are_told_apart_by_salt_and_by_age() {
+        let ring = snapshot();
+        let now = time::OffsetDateTime::now_utc();
+        let a = ring.session_codec("salt-a");
+        let b = ring.session_codec("salt-b");
+        assert!(!Arc::ptr_eq(&a, &b));
+        let token = a
+            .encode_at(&keyroll::SessionData::new(), now)
+            .expect("encode");
+        assert!(a.decode_at(&token, now).is_ok());
+        assert!(b.decode_at(&token, now).is_err());
+        let minute = ring.cookie_session_codec(Duration::from_secs(60));
+        let hour = ring.cookie_session_codec(Duration::from_secs(3600));
+        assert!(!Arc::ptr_eq(&minute, &hour));
+        let cookie = hour
+            .encode_at(&keyroll::SessionData::new(), now)
+            .expect("encode");
+        let later = now + time::Duration::minutes(10);
+        assert!(hour.decode_at(&cookie, later).is_ok());
+        assert!(
+            minute.decode_at(&cookie, later).is_err(),
+            "expired after a minute"
+        );
+        assert!(Arc::ptr_eq(
+            &hour,
+            &ring.cookie_session_codec(Duration::from_secs(3600))
+        ));
+    }
+
+    /// `derived_count` adds up every kind of derived part.
+    #[test]
+    fn the_derived_count_adds_up_every_kind() {
+        let ring = snapshot();
+        ring.session_codec("one");
+        for name in ["a", "b", "c"] {
+            ring.signed_cookie(name, "", false).expect("signer");
+        }
+        ring.reset_tokens(None);
+        ring.reset_tokens(Some(Duration::from_secs(60)));
+        ring.auth_hash();
+        assert_eq!(ring.derived_count(), 1 + 3 + 2 + 1);
+    }
+
     /// Past `MAX_DERIVED` keys a value is made for the call and not kept.
     #[test]
     fn exactly_max_derived_values_are_kept() {
