@@ -13,7 +13,14 @@
 //! rows it matched, not only those it changed (an update that writes the
 //! same values still reports that the row exists). A batch of
 //! compare-and-swaps is one transaction: the rows are read `FOR UPDATE`,
-//! compared, and the matching ones rewritten by one `UPDATE … CASE`.
+//! compared, and the matching ones rewritten by one statement. On Django's
+//! own layout (the three columns, `session_key` the primary key, no
+//! triggers) that statement is an `INSERT … ON DUPLICATE KEY UPDATE` of the
+//! new data, which InnoDB applies by one primary-key lookup a row; the
+//! transaction is rolled back unless every row counted as updated (none
+//! inserted: the locked rows cannot have gone). Any other table gets one
+//! `UPDATE … CASE`, whose `CASE` MariaDB evaluates branch by branch for each
+//! row (a third slower at 1,000 rows a batch).
 //!
 //! Nothing waits without bound (URL parameters, seconds; see
 //! [`crate::open_store`]): `connect_timeout` (default 5) and `pool_timeout`
@@ -24,7 +31,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -50,6 +57,8 @@ const CHUNK: usize = 1000;
 /// Keys per `DELETE … IN (…)` of a purge batch (MySQL takes at most 65,535
 /// placeholders a statement).
 const PURGE_KEYS_PER_STATEMENT: usize = 20_000;
+/// How long a pooled connection may sit unused before it is closed.
+const IDLE_CONNECTION_TTL: Duration = Duration::from_secs(60);
 /// MySQL's error number for a duplicate primary key.
 const ER_DUP_ENTRY: u16 = 1062;
 
@@ -83,6 +92,9 @@ pub struct MysqlStore {
     sql: Sql,
     /// Per users table: is its `id` column an integer type?
     id_types: Mutex<HashMap<String, bool>>,
+    /// Is the table Django's own three-column layout, with no triggers?
+    /// (Found out once; see `swap_chunk`.)
+    plain_layout: OnceLock<bool>,
     timeouts: Timeouts,
 }
 
@@ -98,6 +110,7 @@ struct Sql {
     cas: String,
     purge_keys: String,
     select: String,
+    plain_layout: &'static str,
     quoted: String,
 }
 
@@ -135,6 +148,19 @@ impl Sql {
                  ORDER BY session_key LIMIT ?"
             ),
             select: format!("SELECT session_key, session_data, expire_date FROM {t}"),
+            // Three columns, by Django's names; `session_key` alone the
+            // primary key; no triggers (an upsert fires the insert ones).
+            plain_layout: "SELECT \
+                 (SELECT COUNT(*) FROM information_schema.columns \
+                  WHERE table_schema = DATABASE() AND table_name = ?) = 3 \
+                 AND (SELECT COUNT(*) FROM information_schema.columns \
+                  WHERE table_schema = DATABASE() AND table_name = ? \
+                  AND column_name IN ('session_key', 'session_data', 'expire_date')) = 3 \
+                 AND (SELECT GROUP_CONCAT(column_name) FROM information_schema.statistics \
+                  WHERE table_schema = DATABASE() AND table_name = ? \
+                  AND index_name = 'PRIMARY') = 'session_key' \
+                 AND (SELECT COUNT(*) FROM information_schema.triggers \
+                  WHERE event_object_schema = DATABASE() AND event_object_table = ?) = 0",
             quoted: t,
         }
     }
@@ -181,7 +207,20 @@ impl MysqlStore {
             .ok_or_else(|| StoreError::backend(BACKEND, "invalid pool size"))?;
         let opts = OptsBuilder::from_opts(opts)
             .client_found_rows(true)
-            .pool_opts(PoolOpts::default().with_constraints(constraints))
+            // Idle connections are kept (mysql_async's default TTL of zero
+            // keeps none above the pool's minimum, here 0: every operation
+            // would connect and log in again) and closed after a minute
+            // unused. keyroll changes no session state, and mysql_async rolls
+            // back a transaction a dropped connection left open: a connection
+            // back in the pool is not reset, so it keeps its prepared
+            // statements (a reset drops them: every statement was prepared
+            // again, a round trip and a parse of a 1,000-row batch each time).
+            .pool_opts(
+                PoolOpts::default()
+                    .with_constraints(constraints)
+                    .with_inactive_connection_ttl(IDLE_CONNECTION_TTL)
+                    .with_reset_connection(false),
+            )
             .tcp_keepalive(Some(
                 u32::try_from(timeouts.query.as_millis()).unwrap_or(u32::MAX),
             ));
@@ -209,6 +248,7 @@ impl MysqlStore {
             table: table.to_owned(),
             sql: Sql::new(table),
             id_types: Mutex::new(HashMap::new()),
+            plain_layout: OnceLock::new(),
             timeouts,
         })
     }
@@ -272,6 +312,21 @@ impl MysqlStore {
             .and_then(|m| m.get(users_table).copied())
     }
 
+    /// Is the table Django's own layout (see `Sql::plain_layout`)? Asked
+    /// once on `conn` and remembered.
+    async fn plain_layout(&self, conn: &mut Conn) -> Result<bool, StoreError> {
+        if let Some(known) = self.plain_layout.get() {
+            return Ok(*known);
+        }
+        let t = self.table.as_str();
+        let plain: Option<Option<bool>> = conn
+            .exec_first(self.sql.plain_layout, (t, t, t, t))
+            .await
+            .map_err(my_err)?;
+        let plain = plain.flatten().unwrap_or(false);
+        Ok(*self.plain_layout.get_or_init(|| plain))
+    }
+
     /// One chunk of swaps with distinct keys, in one transaction: the rows
     /// are locked and read, compared here byte for byte, and the matching
     /// ones rewritten by one statement.
@@ -282,6 +337,7 @@ impl MysqlStore {
             self.sql.quoted
         );
         timed!(self, conn, {
+            let plain = self.plain_layout(&mut conn).await?;
             let mut tx = conn
                 .start_transaction(TxOpts::default())
                 .await
@@ -297,12 +353,44 @@ impl MysqlStore {
                         .is_some_and(|d| d.as_slice() == s.expected.as_bytes())
                 })
                 .collect();
+            // A winner whose new data is what it holds is applied already.
             let winners: Vec<&Swap> = swaps
                 .iter()
                 .zip(&applied)
-                .filter_map(|(s, ok)| ok.then_some(s))
+                .filter_map(|(s, ok)| (*ok && s.new != s.expected).then_some(s))
                 .collect();
-            if !winners.is_empty() {
+            if winners.is_empty() {
+                // Nothing to write.
+            } else if plain {
+                let mut sql = format!(
+                    "INSERT INTO {} (session_key, session_data, expire_date) VALUES ",
+                    self.sql.quoted
+                );
+                let mut args: Vec<Value> = Vec::with_capacity(winners.len() * 2);
+                for (i, w) in winners.iter().enumerate() {
+                    // The date is never stored: every key is a locked row.
+                    sql.push_str(if i == 0 { "" } else { "," });
+                    sql.push_str("(?, ?, '1970-01-02')");
+                    args.push(Value::from(&w.key));
+                    args.push(Value::from(&w.new));
+                }
+                sql.push_str(" ON DUPLICATE KEY UPDATE session_data = VALUES(session_data)");
+                tx.exec_drop(&sql, args).await.map_err(my_err)?;
+                // Two a row updated, one a row inserted.
+                let updated = tx.affected_rows();
+                if updated != 2 * winners.len() as u64 {
+                    tx.rollback().await.map_err(my_err)?;
+                    return Err(StoreError::backend(
+                        BACKEND,
+                        format_args!(
+                            "a batch rewrite of {} locked rows reported {updated} rows \
+                             affected instead of {}; rolled back",
+                            winners.len(),
+                            2 * winners.len()
+                        ),
+                    ));
+                }
+            } else {
                 let mut sql = format!(
                     "UPDATE {} SET session_data = CASE session_key",
                     self.sql.quoted

@@ -287,3 +287,148 @@ async fn a_slow_statement_times_out_and_the_store_recovers() {
     assert!(now_data == "x" || now_data == "y", "{now_data}");
     assert!(store.compare_and_swap(&k, &now_data, "z").await.unwrap());
 }
+
+/// A batch of compare-and-swaps on `table` (made by `ddl`, then `after`):
+/// winners, losers, a swap to the same data and a missing key each get their
+/// answer, and nothing else changes (no row added, no expiry touched).
+async fn batch_swaps_answer_exactly(ddl: &str, columns: &str, after: &[&str]) {
+    let Some((store, table, _cleanup)) = bare_store(Some(ddl)).await else {
+        return;
+    };
+    let url = mysql_url();
+    let (k1, k2, k3, k4) = (new_key(), new_key(), new_key(), new_key());
+    let mut setup = vec![format!(
+        "INSERT INTO `{table}` ({columns}) VALUES ('{k1}', 'a1', '2031-01-01 00:00:01'{x}), \
+         ('{k2}', 'a2', '2031-01-01 00:00:02'{x}), ('{k3}', 'a3', '2031-01-01 00:00:03'{x})",
+        x = if columns.contains("user_agent") {
+            ", 'ua'"
+        } else {
+            ""
+        }
+    )];
+    setup.extend(after.iter().map(|s| s.replace("django_session", &table)));
+    mysql_exec(&url, &setup).await.unwrap();
+    let swap = |key: &str, expected: &str, new: &str| Swap {
+        key: key.to_owned(),
+        expected: expected.to_owned(),
+        new: new.to_owned(),
+    };
+    let applied = store
+        .compare_and_swap_many(&[
+            swap(&k1, "a1", "b1"),
+            swap(&k2, "A2", "b2"),
+            swap(&k3, "a3", "a3"),
+            swap(&k4, "a4", "b4"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true, false, true, false]);
+    let snap = snapshot(&store).await;
+    assert_eq!(snap.len(), 3, "no row added");
+    assert_eq!(
+        snap[&k1],
+        ("b1".to_owned(), datetime!(2031-01-01 00:00:01 UTC))
+    );
+    assert_eq!(
+        snap[&k2],
+        ("a2".to_owned(), datetime!(2031-01-01 00:00:02 UTC))
+    );
+    assert_eq!(
+        snap[&k3],
+        ("a3".to_owned(), datetime!(2031-01-01 00:00:03 UTC))
+    );
+}
+
+/// Django's own table is rewritten a batch at a time by an upsert of the
+/// locked rows; a table with more columns, or with triggers, by one
+/// `UPDATE … CASE` (an upsert would need the other columns' values, and would
+/// fire the insert triggers).
+#[tokio::test]
+async fn batch_swaps_on_django_and_other_layouts() {
+    let cols = "session_key, session_data, expire_date";
+    batch_swaps_answer_exactly(DJANGO_DDL, cols, &[]).await;
+    let extra = "CREATE TABLE `django_session` (`session_key` varchar(40) NOT NULL PRIMARY KEY, \
+         `session_data` longtext NOT NULL, `expire_date` datetime(6) NOT NULL, \
+         `user_agent` varchar(200) NOT NULL)";
+    batch_swaps_answer_exactly(extra, &format!("{cols}, user_agent"), &[]).await;
+    batch_swaps_answer_exactly(
+        DJANGO_DDL,
+        cols,
+        &[
+            "CREATE TRIGGER `django_session_no_insert` BEFORE INSERT ON `django_session` \
+           FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no inserts here'",
+        ],
+    )
+    .await;
+}
+
+/// The store keeps its connections: operations one after another run on the
+/// pooled connections, which stay open between them (not a new connection,
+/// login and statement preparation for each).
+#[tokio::test]
+async fn operations_reuse_a_pooled_connection() {
+    let Some((_store, table, _cleanup)) = bare_store(Some(DJANGO_DDL)).await else {
+        return;
+    };
+    let url = mysql_url();
+    let user = format!("kr_pool_{}", &new_key()[..8]);
+    let db: String = query_one("SELECT COALESCE(DATABASE(), ?)", "test").await;
+    let hosts = ["localhost", "127.0.0.1", "::1", "%"];
+    let mut setup: Vec<String> = hosts
+        .iter()
+        .map(|h| format!("CREATE USER '{user}'@'{h}'"))
+        .collect();
+    setup.extend(
+        hosts
+            .iter()
+            .map(|h| format!("GRANT ALL PRIVILEGES ON `{db}`.* TO '{user}'@'{h}'")),
+    );
+    mysql_exec(&url, &setup).await.unwrap();
+    let drop_users: Vec<String> = hosts
+        .iter()
+        .map(|h| format!("DROP USER IF EXISTS '{user}'@'{h}'"))
+        .collect();
+    let _users = common::Cleanup(Some(Box::new({
+        let url = url.clone();
+        move || {
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let _ = rt.block_on(mysql_exec(&url, &drop_users));
+            })
+            .join()
+            .unwrap();
+        }
+    })));
+    let (_, host) = url.split_once('@').unwrap();
+    let store = MysqlStore::connect(&format!("mysql://{user}@{host}"), &table, 2)
+        .await
+        .unwrap();
+    let ids = || async {
+        let mut c = mysql_async::Conn::from_url(mysql_url().as_str())
+            .await
+            .unwrap();
+        let ids: Vec<u64> = c
+            .exec(
+                "SELECT id FROM information_schema.processlist WHERE user = ? ORDER BY id",
+                (&user,),
+            )
+            .await
+            .unwrap();
+        c.disconnect().await.unwrap();
+        ids
+    };
+    let k = new_key();
+    store
+        .save(&rec(&k, "x", now() + Duration::hours(1)))
+        .await
+        .unwrap();
+    let first = ids().await;
+    assert!(!first.is_empty(), "idle pooled connections stay open");
+    for _ in 0..50 {
+        assert!(store.load(&k, now()).await.unwrap().is_some());
+    }
+    assert_eq!(ids().await, first, "the same connections, still open");
+}

@@ -18,7 +18,7 @@ use keyroll_store::{new_session_key, Store};
 // ---------------------------------------------------------------- fixtures
 
 /// Runs its closure on drop: removes what a test created, even after a panic.
-pub struct Cleanup(Option<Box<dyn FnOnce() + Send>>);
+pub struct Cleanup(pub Option<Box<dyn FnOnce() + Send>>);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
@@ -235,10 +235,13 @@ pub fn mysql_cleanup(url: String, tables: Vec<String>) -> Cleanup {
                 .enable_all()
                 .build()
                 .unwrap();
-            let drops: Vec<String> = tables
-                .iter()
-                .map(|t| format!("DROP TABLE IF EXISTS `{t}`"))
-                .collect();
+            // A failed test may leave a pooled connection in a transaction on
+            // the table (its rollback waits for the runtime this drop blocks):
+            // wait a bounded time for the lock, then leave the table.
+            let drops: Vec<String> =
+                std::iter::once("SET SESSION lock_wait_timeout = 10".to_owned())
+                    .chain(tables.iter().map(|t| format!("DROP TABLE IF EXISTS `{t}`")))
+                    .collect();
             if let Err(e) = rt.block_on(mysql_exec(&url, &drops)) {
                 eprintln!("cleanup: {e}");
             }
