@@ -54,9 +54,6 @@ const CREATE_ATTEMPTS: usize = 10;
 /// Rows per statement in a batch of compare-and-swaps or an id lookup
 /// (three placeholders a row stays far below MySQL's 65,535).
 const CHUNK: usize = 1000;
-/// Keys per `DELETE … IN (…)` of a purge batch (MySQL takes at most 65,535
-/// placeholders a statement).
-const PURGE_KEYS_PER_STATEMENT: usize = 20_000;
 /// How long a pooled connection may sit unused before it is closed.
 const IDLE_CONNECTION_TTL: Duration = Duration::from_secs(60);
 /// MySQL's error number for a duplicate primary key.
@@ -109,6 +106,7 @@ struct Sql {
     delete: String,
     cas: String,
     purge_keys: String,
+    purge_range: String,
     select: String,
     plain_layout: &'static str,
     quoted: String,
@@ -142,10 +140,14 @@ impl Sql {
             // last batch ended: InnoDB stores rows in that order, so a purge
             // reads the table sequentially, once (as one big DELETE does),
             // and never steps over its own delete-marked records again; then
-            // the rows by primary key.
+            // the expired rows of that key range, one range of the primary
+            // key (not one lookup a key).
             purge_keys: format!(
                 "SELECT session_key FROM {t} WHERE session_key > ? AND expire_date <= ? \
                  ORDER BY session_key LIMIT ?"
+            ),
+            purge_range: format!(
+                "DELETE FROM {t} WHERE session_key >= ? AND session_key <= ? AND expire_date <= ?"
             ),
             select: format!("SELECT session_key, session_data, expire_date FROM {t}"),
             // Three columns, by Django's names; `session_key` alone the
@@ -906,20 +908,18 @@ impl Store for MysqlStore {
             let Some(last) = found.last().cloned() else {
                 return Ok(Purged::batch(0, 0, want, PurgeFrom::Done));
             };
-            let mut deleted = 0u64;
-            for chunk in found.chunks(PURGE_KEYS_PER_STATEMENT) {
-                // Still expired at `now`: a row a user renewed meanwhile stays.
-                let sql = format!(
-                    "DELETE FROM {} WHERE expire_date <= ? AND session_key IN ({})",
-                    self.sql.quoted,
-                    placeholders(chunk.len())
-                );
-                let mut args: Vec<Value> = Vec::with_capacity(chunk.len() + 1);
-                args.push(to_value(now));
-                args.extend(chunk.iter().map(|k| Value::from(k.as_str())));
-                conn.exec_drop(&sql, args).await.map_err(my_err)?;
-                deleted += conn.affected_rows();
-            }
+            let first = found.first().map_or("", String::as_str);
+            // Read committed for this one statement: the live rows between
+            // the batch's expired ones are unlocked as soon as they are seen
+            // not to match, instead of held until the delete ends.
+            conn.query_drop("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                .await
+                .map_err(my_err)?;
+            // Still expired at `now`: a row a user renewed meanwhile stays.
+            conn.exec_drop(&self.sql.purge_range, (first, last.as_str(), to_value(now)))
+                .await
+                .map_err(my_err)?;
+            let deleted = conn.affected_rows();
             Ok(Purged::batch(
                 deleted,
                 found.len(),
