@@ -13,8 +13,9 @@ PostgreSQL needs psycopg 3, MySQL/MariaDB mysqlclient)::
 
 Every token of ``--tokens`` (``bench/make_sessions.py`` output, signed by the
 old key) becomes one live row (expiry 1 to 14 days ahead); the other
-``--rows`` minus that many rows are expired (expiry 1 to 400 days ago), their
-data the same tokens over again. Expired rows go in first, as they do on a
+``--rows`` minus that many rows are expired (expiry 1 to 400 days ago, at
+random or, with ``--expiry-order insertion``, rising with the row number),
+their data the same tokens over again. Expired rows go in first, as they do on a
 site (older sessions, lower rowids), then the live ones. Keys are 32
 characters of ``[0-9a-f]`` (an MD5 of the seed and the row number: unique,
 random-looking, and no set of ten million keys held in memory). The table has
@@ -64,8 +65,13 @@ def read_tokens(path):
     return tokens
 
 
-def rows(tokens, total, seed):
-    """(key, data, naive UTC expiry) for every row, expired ones first."""
+def rows(tokens, total, seed, expiry_order="random"):
+    """(key, data, naive UTC expiry) for every row, expired ones first.
+
+    ``expiry_order="insertion"``: the expired rows' expiries rise with their
+    insertion order (400 days ago for the first row to a day ago for the
+    last), as on a site whose sessions all last as long; ``"random"``: each
+    expired row gets a random expiry in that span."""
     rng = random.Random(seed)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     live = len(tokens)
@@ -74,7 +80,11 @@ def rows(tokens, total, seed):
         key = hashlib.md5(b"%d:%d" % (seed, i)).hexdigest()
         if i < expired:
             data = tokens[i % live]
-            expire = now - dt.timedelta(seconds=rng.randint(86400, 400 * 86400), microseconds=rng.randrange(1_000_000))
+            if expiry_order == "insertion":
+                ago = 400 * 86400 - (399 * 86400 * i) // max(expired, 1)
+            else:
+                ago = rng.randint(86400, 400 * 86400)
+            expire = now - dt.timedelta(seconds=ago, microseconds=rng.randrange(1_000_000))
         else:
             data = tokens[i - expired]
             # At least a day ahead: a load of 10M rows takes up to an hour here, and
@@ -175,6 +185,12 @@ def main():
     p.add_argument("--postgres", metavar="URL", help="existing database without django_session")
     p.add_argument("--mysql", metavar="URL", help="existing database without django_session")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--expiry-order",
+        choices=["random", "insertion"],
+        default="random",
+        help="expired rows' expiries random (default) or rising with insertion order",
+    )
     a = p.parse_args()
     targets = [x for x in (a.sqlite, a.postgres, a.mysql) if x]
     if len(targets) != 1:
@@ -183,7 +199,7 @@ def main():
     tokens = read_tokens(a.tokens)
     if a.rows < len(tokens):
         sys.exit("load_big_table: --rows is smaller than the number of live tokens")
-    data = rows(tokens, a.rows, a.seed)
+    data = rows(tokens, a.rows, a.seed, a.expiry_order)
     if a.sqlite:
         load_sqlite(a.sqlite, data)
     elif a.postgres:
