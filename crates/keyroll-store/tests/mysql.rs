@@ -388,20 +388,7 @@ async fn operations_reuse_a_pooled_connection() {
         .iter()
         .map(|h| format!("DROP USER IF EXISTS '{user}'@'{h}'"))
         .collect();
-    let _users = common::Cleanup(Some(Box::new({
-        let url = url.clone();
-        move || {
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                let _ = rt.block_on(mysql_exec(&url, &drop_users));
-            })
-            .join()
-            .unwrap();
-        }
-    })));
+    let _users = common::mysql_cleanup_statements(url.clone(), drop_users);
     let (_, host) = url.split_once('@').unwrap();
     let store = MysqlStore::connect(&format!("mysql://{user}@{host}"), &table, 2)
         .await

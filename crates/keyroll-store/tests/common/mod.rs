@@ -18,7 +18,7 @@ use keyroll_store::{new_session_key, Store};
 // ---------------------------------------------------------------- fixtures
 
 /// Runs its closure on drop: removes what a test created, even after a panic.
-pub struct Cleanup(pub Option<Box<dyn FnOnce() + Send>>);
+pub struct Cleanup(Option<Box<dyn FnOnce() + Send>>);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
@@ -229,20 +229,25 @@ pub async fn mysql_exec(url: &str, statements: &[String]) -> Result<(), mysql_as
 /// Drops tables, from a thread of its own (drop runs inside a runtime, maybe panicking).
 #[cfg(feature = "mysql")]
 pub fn mysql_cleanup(url: String, tables: Vec<String>) -> Cleanup {
+    // A failed test may leave a pooled connection in a transaction on the
+    // table (its rollback waits for the runtime this drop blocks): wait a
+    // bounded time for the lock, then leave the table.
+    let drops = std::iter::once("SET SESSION lock_wait_timeout = 10".to_owned())
+        .chain(tables.iter().map(|t| format!("DROP TABLE IF EXISTS `{t}`")))
+        .collect();
+    mysql_cleanup_statements(url, drops)
+}
+
+/// Runs `statements` on drop, from a thread of its own.
+#[cfg(feature = "mysql")]
+pub fn mysql_cleanup_statements(url: String, statements: Vec<String>) -> Cleanup {
     Cleanup(Some(Box::new(move || {
         let job = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
-            // A failed test may leave a pooled connection in a transaction on
-            // the table (its rollback waits for the runtime this drop blocks):
-            // wait a bounded time for the lock, then leave the table.
-            let drops: Vec<String> =
-                std::iter::once("SET SESSION lock_wait_timeout = 10".to_owned())
-                    .chain(tables.iter().map(|t| format!("DROP TABLE IF EXISTS `{t}`")))
-                    .collect();
-            if let Err(e) = rt.block_on(mysql_exec(&url, &drops)) {
+            if let Err(e) = rt.block_on(mysql_exec(&url, &statements)) {
                 eprintln!("cleanup: {e}");
             }
         });
