@@ -63,6 +63,12 @@ const READER_CACHE_KIB: i64 = 8 * 1024;
 fn purge_wal_pages(database_pages: i64) -> i64 {
     (database_pages / 4).clamp(65_536, 1_048_576)
 }
+/// Page cache of the writer during a purge, in KiB: each batch rewrites
+/// entries all over the key index (a 3M-row table's is some 130 MiB), and
+/// with the writer's usual cache every batch read most of it back from the
+/// file (a 3M-row table, 2M rows expired, 20,000-row batches: 26.7 s, 23.6 s
+/// with this). Back to [`WRITER_CACHE_KIB`] when the purge is done.
+const PURGE_CACHE_KIB: i64 = 128 * 1024;
 /// SQLite's default: what every other commit of the writer checkpoints at.
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 1000;
 /// Bound parameters per `IN (…)` list.
@@ -780,6 +786,8 @@ impl Store for SqliteStore {
                 .map_err(db_err)?;
             conn.pragma_update(None, "wal_autocheckpoint", purge_wal_pages(pages))
                 .map_err(db_err)?;
+            conn.pragma_update(None, "cache_size", -PURGE_CACHE_KIB)
+                .map_err(db_err)?;
             let outcome = purge_one_batch(&conn, inner, &now, limit, after, want);
             conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
                 .map_err(db_err)?;
@@ -789,6 +797,8 @@ impl Store for SqliteStore {
             }) = &outcome
             {
                 conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    .map_err(db_err)?;
+                conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
                     .map_err(db_err)?;
             }
             outcome
