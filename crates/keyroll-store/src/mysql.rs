@@ -43,7 +43,7 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 use crate::params::{percent_decode, take_params};
 use crate::store::{
     check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, PurgeFrom, Purged,
-    RowCounts, SessionRecord, Store, StoreError, Swap, UserTable,
+    RowCounts, SessionRecord, Store, StoreError, Swap, UserTable, PURGE_BATCH,
 };
 use crate::timeouts::Timeouts;
 
@@ -887,7 +887,10 @@ impl Store for MysqlStore {
     }
 
     /// One statement, its own transaction under the query timeout: no long
-    /// lock on the live table.
+    /// lock on the live table. At most [`PURGE_BATCH`] rows whatever the
+    /// limit: on InnoDB larger batches only took longer (900,000 expired
+    /// rows of 1M: 4.8 s in batches of 20,000, 5.7 s of 100,000, 6.7 s of
+    /// 1,000,000).
     async fn purge_expired_batch(
         &self,
         now: OffsetDateTime,
@@ -899,7 +902,7 @@ impl Store for MysqlStore {
             PurgeFrom::Done => return Ok(Purged::batch(0, 0, 1, PurgeFrom::Done)),
             _ => String::new(),
         };
-        let want = limit.max(1);
+        let want = limit.clamp(1, PURGE_BATCH);
         let limit = u64::try_from(want).unwrap_or(u64::MAX);
         timed!(self, conn, {
             let found: Option<(u64, Option<String>, Option<String>)> = conn
