@@ -203,9 +203,10 @@ pub(crate) struct ResignArgs {
 pub(crate) struct PurgeArgs {
     #[command(flatten)]
     table: TableArgs,
-    /// Expired rows deleted per statement (each its own short transaction).
-    #[arg(long, default_value_t = keyroll_store::PURGE_BATCH, value_name = "N")]
-    batch: usize,
+    /// Expired rows deleted per statement (each its own short transaction);
+    /// without it, each batch is sized to take about a second.
+    #[arg(long, value_name = "N")]
+    batch: Option<usize>,
     /// At most this many rows deleted a second.
     #[arg(long, value_name = "ROWS_PER_SECOND", value_parser = clap::value_parser!(u64).range(1..))]
     max_rate: Option<u64>,
@@ -478,9 +479,16 @@ pub(crate) fn resign(args: ResignArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) fn purge(args: PurgeArgs) -> anyhow::Result<ExitCode> {
-    if args.batch == 0 || args.batch > 1_000_000 {
-        anyhow::bail!("--batch must be between 1 and 1000000");
-    }
+    let batch = match args.batch {
+        None => keyroll_store::PurgeBatch::Timed(keyroll_store::PURGE_BATCH_TIME),
+        Some(n) if (1..=keyroll_store::PURGE_BATCH_MAX).contains(&n) => {
+            keyroll_store::PurgeBatch::Rows(n)
+        }
+        Some(_) => anyhow::bail!(
+            "--batch must be between 1 and {}",
+            keyroll_store::PURGE_BATCH_MAX
+        ),
+    };
     let rt = runtime()?;
     let purged = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let outcome = rt.block_on(async {
@@ -500,7 +508,7 @@ pub(crate) fn purge(args: PurgeArgs) -> anyhow::Result<ExitCode> {
         let run = keyroll_store::purge(
             store.as_ref(),
             now,
-            args.batch,
+            batch,
             args.max_rate,
             Arc::clone(&purged),
             progress,

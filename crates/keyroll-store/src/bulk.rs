@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use keyroll::{
     session_login, KeyId, KeyRing, LoginCheck, Role, SessionAuthHash, SessionCodec, Verified,
@@ -21,7 +22,7 @@ use keyroll::{
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::store::{KeyRange, RowCounts, SessionRecord, Store, StoreError, Swap};
+use crate::store::{KeyRange, RowCounts, SessionRecord, Store, StoreError, Swap, PURGE_BATCH};
 
 /// Options of a census or a re-sign.
 #[derive(Clone, Debug)]
@@ -349,31 +350,93 @@ pub async fn resign(
     }
 }
 
-/// Deletes the rows expired at `now`, `batch` at a time (each batch one
-/// short statement or transaction: the live site is never locked out for
-/// long), at most `max_rate` rows a second; `purged` counts what is deleted
-/// as it goes (what an interrupted purge had done), `progress` is told after
-/// every batch. Memory stays flat however many rows go.
+/// How many rows each batch of a [`purge`] deletes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PurgeBatch {
+    /// Every batch this many rows (at least 1).
+    Rows(usize),
+    /// Each batch sized to take about this long: the first [`PURGE_BATCH`]
+    /// rows, each next one what the two before it deleted in that time (at
+    /// most double or half the last one: a checkpoint or another process
+    /// makes one batch slow now and then), between [`PURGE_BATCH_MIN`] and
+    /// [`PURGE_BATCH_MAX`] rows.
+    ///
+    /// A batch is one transaction: its length is how long the site's own
+    /// writes to the rows (on SQLite, to the whole database) may wait behind
+    /// it. Its size is what a purge costs beside one big `DELETE`: each
+    /// batch's commit writes again the index pages its rows touched, and
+    /// their keys are spread over the whole key index, so batches of a fixed
+    /// 20,000 rows made SQLite's purge of a 3M-row table twice as slow as
+    /// one `DELETE`, and batches of about a second as fast.
+    Timed(Duration),
+}
+
+/// What `keyroll purge` aims at when not given `--batch`: batches of about
+/// a second, a fifth of the 5 s Django's SQLite connections wait for a lock
+/// before they fail.
+pub const PURGE_BATCH_TIME: Duration = Duration::from_secs(1);
+/// The smallest batch a [`PurgeBatch::Timed`] purge shrinks to.
+pub const PURGE_BATCH_MIN: usize = 1_000;
+/// The largest batch a [`PurgeBatch::Timed`] purge grows to.
+pub const PURGE_BATCH_MAX: usize = 1_000_000;
+
+impl PurgeBatch {
+    fn first(self) -> usize {
+        match self {
+            Self::Rows(n) => n.max(1),
+            Self::Timed(_) => PURGE_BATCH,
+        }
+    }
+
+    /// The batch after one of `rows` that took `took`, the one before it
+    /// (if any) `before`.
+    fn next(self, rows: usize, took: Duration, before: Option<(usize, Duration)>) -> usize {
+        let Self::Timed(target) = self else {
+            return rows;
+        };
+        let (n, t) = before.map_or((rows, took), |(n, t)| (rows.saturating_add(n), took + t));
+        let scaled = if t.is_zero() {
+            rows.saturating_mul(2)
+        } else {
+            // Saturating float-to-int conversion: at worst usize::MAX, clamped below.
+            (n as f64 * target.as_secs_f64() / t.as_secs_f64()) as usize
+        };
+        scaled
+            .clamp(rows / 2, rows.saturating_mul(2))
+            .clamp(PURGE_BATCH_MIN, PURGE_BATCH_MAX)
+    }
+}
+
+/// Deletes the rows expired at `now` in batches (each one short statement
+/// or transaction: the live site is never locked out for long; see
+/// [`PurgeBatch`]), at most `max_rate` rows a second; `purged` counts what
+/// is deleted as it goes (what an interrupted purge had done), `progress` is
+/// told after every batch. Memory stays flat however many rows go.
 ///
 /// # Errors
 /// [`StoreError`] when the store fails; what was deleted before stays deleted.
 pub async fn purge(
     store: &dyn Store,
     now: OffsetDateTime,
-    batch: usize,
+    batch: PurgeBatch,
     max_rate: Option<u64>,
     purged: Arc<std::sync::atomic::AtomicU64>,
     progress: Option<Progress>,
 ) -> Result<u64, StoreError> {
-    let batch = batch.max(1);
     let throttle = max_rate.map(Throttle::new);
+    // Throttled, a batch is at most a second's worth of rows: no bursts.
+    let cap = max_rate.map_or(usize::MAX, |r| usize::try_from(r).unwrap_or(usize::MAX));
+    let mut size = batch.first().min(cap);
+    let mut before = None;
     let mut total = 0u64;
     let mut from = crate::store::PurgeFrom::Start;
     loop {
         if let Some(t) = &throttle {
-            t.admit(batch as u64).await;
+            t.admit(size as u64).await;
         }
-        let done = store.purge_expired_batch(now, &from, batch).await?;
+        let started = std::time::Instant::now();
+        let done = store.purge_expired_batch(now, &from, size).await?;
+        let took = started.elapsed();
         let n = done.deleted;
         total += n;
         purged.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
@@ -384,6 +447,9 @@ pub async fn purge(
             return Ok(total);
         }
         from = done.next;
+        let next = batch.next(size, took, before).min(cap);
+        before = Some((size, took));
+        size = next;
     }
 }
 
@@ -814,4 +880,59 @@ enum Plan {
     Unverifiable,
     Current,
     Rewrite { data: String, rehashed: bool },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_fixed_batch_stays_fixed() {
+        let b = PurgeBatch::Rows(500);
+        assert_eq!(b.first(), 500);
+        assert_eq!(b.next(500, Duration::from_secs(9), None), 500);
+        assert_eq!(PurgeBatch::Rows(0).first(), 1);
+    }
+
+    #[test]
+    fn a_timed_batch_grows_and_shrinks_at_most_twofold() {
+        let b = PurgeBatch::Timed(SECOND);
+        assert_eq!(b.first(), PURGE_BATCH);
+        // 20,000 rows in 100 ms: ten times too few, doubled only.
+        assert_eq!(b.next(20_000, Duration::from_millis(100), None), 40_000);
+        // 40,000 rows in 4 s: halved only.
+        assert_eq!(b.next(40_000, Duration::from_secs(4), None), 20_000);
+        // 100,000 rows in 800 ms: scaled to a second's worth.
+        assert_eq!(b.next(100_000, Duration::from_millis(800), None), 125_000);
+        // Nothing measurable: doubled.
+        assert_eq!(b.next(30_000, Duration::ZERO, None), 60_000);
+    }
+
+    #[test]
+    fn a_timed_batch_is_sized_from_the_last_two() {
+        let b = PurgeBatch::Timed(SECOND);
+        // One slow batch (a checkpoint ran in it) beside a quick one: the
+        // rate of both, 250,000 rows in 2 s.
+        let before = Some((125_000, Duration::from_millis(600)));
+        assert_eq!(
+            b.next(125_000, Duration::from_millis(1400), before),
+            125_000
+        );
+    }
+
+    #[test]
+    fn a_timed_batch_stays_within_its_bounds() {
+        let b = PurgeBatch::Timed(SECOND);
+        assert_eq!(b.next(PURGE_BATCH_MIN, SECOND * 100, None), PURGE_BATCH_MIN);
+        assert_eq!(
+            b.next(PURGE_BATCH_MAX, Duration::from_millis(1), None),
+            PURGE_BATCH_MAX
+        );
+        assert_eq!(
+            b.next(usize::MAX, Duration::from_nanos(1), None),
+            PURGE_BATCH_MAX
+        );
+    }
 }

@@ -67,7 +67,10 @@ mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub use bulk::{census, purge, resign, BulkOptions, Census, Progress, ResignSummary, Users};
+pub use bulk::{
+    census, purge, resign, BulkOptions, Census, Progress, PurgeBatch, ResignSummary, Users,
+    PURGE_BATCH_MAX, PURGE_BATCH_MIN, PURGE_BATCH_TIME,
+};
 pub use engine::{
     EngineAt, FixedRing, LoadOutcome, LoadedSession, PreparedRing, Refresh, RingSource, Saved,
     SessionEngine, StatsSnapshot,

@@ -457,3 +457,62 @@ async fn compare_and_swap_by_position_checks_key_and_data_and_survives_renumberi
     assert_eq!(data(&keys[2]), "theirs again");
     assert_eq!(data(&keys[3]), "newest");
 }
+
+/// A purge in batches sized by time: more expired rows than the first batch,
+/// batches that shrink (each "too slow" for a 1 µs aim), and exactly the
+/// expired rows gone, every live one left, every batch reported.
+#[tokio::test]
+async fn a_timed_purge_deletes_exactly_the_expired_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("django.db");
+    let c = raw_conn(&path);
+    c.execute_batch(DJANGO_DDL).unwrap();
+    // One row in ten live, the others expired, interleaved: 45,000 expired.
+    let rows = 50_000;
+    c.execute_batch("BEGIN").unwrap();
+    for i in 0..rows {
+        let at = if i % 10 == 0 {
+            "2999-01-01 00:00:00"
+        } else {
+            "2000-01-01 00:00:00"
+        };
+        c.execute(
+            "INSERT INTO django_session VALUES (?1, 'x', ?2)",
+            rusqlite::params![format!("k{i:09}"), at],
+        )
+        .unwrap();
+    }
+    c.execute_batch("COMMIT").unwrap();
+
+    let store = SqliteStore::open(&path, "django_session").unwrap();
+    let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&batches);
+    let purged = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let n = keyroll_store::purge(
+        &store,
+        now(),
+        keyroll_store::PurgeBatch::Timed(std::time::Duration::from_micros(1)),
+        None,
+        Arc::clone(&purged),
+        Some(Arc::new(move |n| seen.lock().unwrap().push(n))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 45_000);
+    assert_eq!(purged.load(std::sync::atomic::Ordering::Relaxed), n);
+    // 20,000 first, then half the one before each time, down to 1,000.
+    let batches = batches.lock().unwrap().clone();
+    assert_eq!(
+        batches,
+        [20_000, 10_000, 5_000, 2_500, 1_250, 1_000, 1_000, 1_000, 1_000, 1_000, 1_000, 250]
+    );
+    let left: Vec<(String, String)> = c
+        .prepare("SELECT session_key, expire_date FROM django_session ORDER BY session_key")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(left.len(), 5_000);
+    assert!(left.iter().all(|(_, at)| at.starts_with("2999")));
+}
