@@ -71,7 +71,7 @@ macro_rules! timed {
         let limit = $limit;
         match tokio::time::timeout(limit, typed(async move { $body })).await {
             Ok(r) => r,
-            Err(_) => Err($self.timed_out("query_timeout", limit)),
+            Err(_) => Err($self.timed_out($self.timeouts.name_of(limit), limit)),
         }
     }};
 }

@@ -61,7 +61,7 @@ macro_rules! timed {
             Ok(r) => r,
             Err(_) => {
                 drop(Object::take($c));
-                Err($self.timed_out("query_timeout", limit))
+                Err($self.timed_out($self.timeouts.name_of(limit), limit))
             }
         }
     }};

@@ -38,6 +38,16 @@ impl Timeouts {
     pub(crate) fn count(&self) -> Duration {
         self.query.max(COUNT_FLOOR)
     }
+
+    /// What a statement that timed out after `limit` was given, for its
+    /// error: `query_timeout`, or the row counts' longer allowance.
+    pub(crate) fn name_of(&self, limit: Duration) -> &'static str {
+        if limit > self.query {
+            "query_timeout, at least 600 s for the row counts"
+        } else {
+            "query_timeout"
+        }
+    }
 }
 
 impl Default for Timeouts {
@@ -115,6 +125,21 @@ mod tests {
             ..Timeouts::default()
         };
         assert_eq!(long.count(), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn a_time_out_names_what_the_statement_was_given() {
+        let t = Timeouts::default();
+        assert_eq!(t.name_of(t.query), "query_timeout");
+        assert_eq!(
+            t.name_of(t.count()),
+            "query_timeout, at least 600 s for the row counts"
+        );
+        let long = Timeouts {
+            query: Duration::from_secs(900),
+            ..Timeouts::default()
+        };
+        assert_eq!(long.name_of(long.count()), "query_timeout");
     }
 
     #[test]
