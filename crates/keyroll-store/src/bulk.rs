@@ -205,6 +205,7 @@ pub async fn census(
             loop {
                 walk.admit(batch).await;
                 let (rows, _) = pager.next(store.as_ref(), batch).await?;
+                walk.settle(batch, rows.len());
                 if rows.is_empty() {
                     break;
                 }
@@ -438,6 +439,11 @@ pub async fn purge(
         let done = store.purge_expired_batch(now, &from, size).await?;
         let took = started.elapsed();
         let n = done.deleted;
+        if let Some(t) = &throttle {
+            // A store that deletes fewer than asked (Redis at most 1,000 a
+            // batch, MariaDB 20,000) is throttled by what it deleted.
+            t.refund((size as u64).saturating_sub(n));
+        }
         total += n;
         purged.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         if let Some(p) = &progress {
@@ -511,6 +517,13 @@ impl Walk {
             t.admit(rows as u64).await;
         }
     }
+
+    /// Of the `asked` rows admitted, only `got` were read.
+    fn settle(&self, asked: usize, got: usize) {
+        if let Some(t) = &self.throttle {
+            t.refund(asked.saturating_sub(got) as u64);
+        }
+    }
 }
 
 /// A worker's part of the table.
@@ -545,8 +558,10 @@ impl Span {
     }
 }
 
-/// All workers together read at most `rate` rows a second: a batch waits
-/// until the rows before it were due.
+/// All workers together read (or delete) at most `rate` rows a second: a
+/// batch waits until the rows before it were due. A batch is admitted at the
+/// size it asks for, so that workers starting together do not all go at
+/// once, and refunded what it did not get: the rows done set the pace.
 struct Throttle {
     rate: f64,
     start: tokio::time::Instant,
@@ -574,6 +589,15 @@ impl Throttle {
         };
         let due = self.start + std::time::Duration::from_secs_f64(before as f64 / self.rate);
         tokio::time::sleep_until(due).await;
+    }
+
+    /// `rows` admitted were not read (or deleted) after all.
+    fn refund(&self, rows: u64) {
+        let mut n = self
+            .admitted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *n = n.saturating_sub(rows);
     }
 }
 
@@ -675,6 +699,7 @@ impl Worker {
         loop {
             self.walk.admit(batch).await;
             let (rows, positions) = pager.next(self.store.as_ref(), batch).await?;
+            self.walk.settle(batch, rows.len());
             let mut b = ResignSummary::default();
             if rows.is_empty() {
                 break;
@@ -934,5 +959,29 @@ mod tests {
             b.next(usize::MAX, Duration::from_nanos(1), None),
             PURGE_BATCH_MAX
         );
+    }
+
+    /// The throttle counts what batches got, not what they asked for: a
+    /// store that deletes 100 of the 1,000 rows asked (Redis caps its
+    /// batches) goes on after 100 rows' time, not 1,000's.
+    #[tokio::test(start_paused = true)]
+    async fn the_throttle_is_refunded_what_a_batch_did_not_get() {
+        let t = Throttle::new(1_000);
+        let start = tokio::time::Instant::now();
+        t.admit(1_000).await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "the first batch goes at once"
+        );
+        t.refund(900);
+        t.admit(1_000).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(100));
+        t.admit(500).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(1_100));
+        // Never below nothing.
+        t.refund(u64::MAX);
+        t.admit(1).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(1_100));
     }
 }

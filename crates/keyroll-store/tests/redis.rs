@@ -230,3 +230,51 @@ async fn a_store_over_the_applications_own_connection_works() {
     );
     assert!(store.delete(&key).await.unwrap());
 }
+
+/// `purge --max-rate` on Redis, which deletes at most 1,000 sessions a batch
+/// whatever it is asked: the rate is of sessions deleted. 10,000 at 10,000 a
+/// second take about a second; counting what each batch asked for (10,000)
+/// instead of what it deleted would take ten.
+#[tokio::test]
+async fn a_throttled_purge_goes_at_the_rate_of_what_it_deletes() {
+    let Some((store, mut raw, _cleanup)) = store().await else {
+        return;
+    };
+    let p = store.prefix().to_owned();
+    let expires = now() + Duration::milliseconds(200);
+    for _ in 0..10_000 {
+        store.save(&rec(&new_key(), "d", expires)).await.unwrap();
+    }
+    let live = new_key();
+    store
+        .save(&rec(&live, "d", now() + Duration::hours(1)))
+        .await
+        .unwrap();
+    let at = expires + Duration::milliseconds(50);
+    while now() < at {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let purged = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = std::time::Instant::now();
+    let n = keyroll_store::purge(
+        &store,
+        now(),
+        keyroll_store::PurgeBatch::Timed(std::time::Duration::from_secs(1)),
+        Some(10_000),
+        std::sync::Arc::clone(&purged),
+        None,
+    )
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    assert_eq!(n, 10_000);
+    // The last (empty) batch waits for the 10,000 before it: a second.
+    assert!(took >= std::time::Duration::from_millis(900), "{took:?}");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "{took:?}: slower than the rate"
+    );
+    let x: usize = raw.zcard(format!("{p}:__expiry")).await.unwrap();
+    assert_eq!(x, 1, "only the live session is left");
+    assert!(store.load(&live, now()).await.unwrap().is_some());
+}
