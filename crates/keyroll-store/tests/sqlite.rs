@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::{data, new_key, now, rec, snapshot};
@@ -32,12 +32,19 @@ fn raw_conn(path: &Path) -> rusqlite::Connection {
     c
 }
 
-#[tokio::test]
-async fn a_table_django_made_works_as_is() {
+/// A database in a temporary directory with Django's session table: the
+/// directory (removed when dropped), the file, and a connection to it.
+fn django_db() -> (tempfile::TempDir, PathBuf, rusqlite::Connection) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("django.db");
     let c = raw_conn(&path);
     c.execute_batch(DJANGO_DDL).unwrap();
+    (dir, path, c)
+}
+
+#[tokio::test]
+async fn a_table_django_made_works_as_is() {
+    let (_dir, path, c) = django_db();
     // Django writes str(naive UTC datetime): no fraction when it is zero.
     let rows = [
         (
@@ -315,9 +322,7 @@ print(t.session_key)
 /// key order on keyroll's own table, which is stored in key order already.
 #[tokio::test]
 async fn stored_order_scan_pages_a_django_table_and_not_keyrolls() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("django.db");
-    raw_conn(&path).execute_batch(DJANGO_DDL).unwrap();
+    let (dir, path, _) = django_db();
     let store = SqliteStore::open(&path, "django_session").unwrap();
     let now = now();
     let mut keys = Vec::new();
@@ -381,9 +386,7 @@ async fn stored_order_scan_pages_a_django_table_and_not_keyrolls() {
 /// renumbered since the scan (a VACUUM may do that to an implicit rowid).
 #[tokio::test]
 async fn compare_and_swap_by_position_checks_key_and_data_and_survives_renumbering() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("django.db");
-    raw_conn(&path).execute_batch(DJANGO_DDL).unwrap();
+    let (_dir, path, _) = django_db();
     let store = SqliteStore::open(&path, "django_session").unwrap();
     let later = now() + Duration::hours(1);
     let keys: Vec<String> = (0..4).map(|_| new_key()).collect();
@@ -463,10 +466,7 @@ async fn compare_and_swap_by_position_checks_key_and_data_and_survives_renumberi
 /// expired rows gone, every live one left, every batch reported.
 #[tokio::test]
 async fn a_timed_purge_deletes_exactly_the_expired_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("django.db");
-    let c = raw_conn(&path);
-    c.execute_batch(DJANGO_DDL).unwrap();
+    let (_dir, path, c) = django_db();
     // One row in ten live, the others expired, interleaved: 45,000 expired.
     let rows = 50_000;
     c.execute_batch("BEGIN").unwrap();
