@@ -22,7 +22,10 @@ use keyroll::{
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::store::{KeyRange, RowCounts, SessionRecord, Store, StoreError, Swap, PURGE_BATCH};
+use crate::store::{
+    KeyRange, LockedBatch, LockedScan, RowCounts, SessionRecord, Store, StoreError, Swap,
+    PURGE_BATCH,
+};
 
 /// Options of a census or a re-sign.
 #[derive(Clone, Debug)]
@@ -619,6 +622,24 @@ impl Pager {
         }
     }
 
+    /// The next batch of a key-order span, locked until written (see
+    /// [`LockedScan`]); `None` for a span walked in storage order.
+    async fn next_locked(
+        &mut self,
+        scan: &dyn LockedScan,
+        batch: usize,
+    ) -> Result<Option<(Vec<SessionRecord>, Box<dyn LockedBatch>)>, StoreError> {
+        let Span::Keys(range) = &self.span else {
+            return Ok(None);
+        };
+        let after = self.key_cursor.as_deref();
+        let (rows, held) = scan.scan_locked(range, after, batch, self.live_at).await?;
+        if let Some(last) = rows.last() {
+            self.key_cursor = Some(last.key.clone());
+        }
+        Ok(Some((rows, held)))
+    }
+
     /// The next batch: its rows, and their positions in storage order when
     /// the span is walked in that order (empty otherwise).
     async fn next(
@@ -696,9 +717,28 @@ impl Worker {
         // At most one batch's write in flight while the next batch is read
         // and signed; a batch is counted (and tallied) once it is written.
         let mut writing: Option<tokio::task::JoinHandle<Result<ResignSummary, StoreError>>> = None;
+        // Where the store has it, each batch is read locked and written in
+        // the same transaction. Not with users: looking their passwords up
+        // while holding a connection could wait on the pool for ever.
+        let locked = match (&self.opts.users, self.opts.dry_run) {
+            (None, false) => self.store.locked_scan(),
+            _ => None,
+        };
         loop {
             self.walk.admit(batch).await;
-            let (rows, positions) = pager.next(self.store.as_ref(), batch).await?;
+            let (rows, positions, held) = match locked {
+                Some(scan) => match pager.next_locked(scan, batch).await? {
+                    Some((rows, held)) => (rows, Vec::new(), Some(held)),
+                    None => {
+                        let (rows, positions) = pager.next(self.store.as_ref(), batch).await?;
+                        (rows, positions, None)
+                    }
+                },
+                None => {
+                    let (rows, positions) = pager.next(self.store.as_ref(), batch).await?;
+                    (rows, positions, None)
+                }
+            };
             self.walk.settle(batch, rows.len());
             let mut b = ResignSummary::default();
             if rows.is_empty() {
@@ -804,9 +844,15 @@ impl Worker {
             } else {
                 let store = Arc::clone(&self.store);
                 writing = Some(tokio::spawn(async move {
-                    // Rows found in storage order are swapped by position.
-                    let applied = match store.storage_order() {
-                        Some(order) if swapped_at.len() == swaps.len() => {
+                    // Rows read locked are written as they are (nobody else
+                    // could change them); rows found in storage order are
+                    // swapped by position.
+                    let applied = match (held, store.storage_order()) {
+                        (Some(held), _) => {
+                            held.write(&swaps).await?;
+                            vec![true; swaps.len()]
+                        }
+                        (None, Some(order)) if swapped_at.len() == swaps.len() => {
                             order
                                 .compare_and_swap_stored(
                                     swapped_at.into_iter().zip(swaps).collect(),

@@ -77,8 +77,8 @@ pub use engine::{
 };
 pub use memory::MemoryStore;
 pub use store::{
-    check_table_name, is_valid_session_key, new_session_key, KeyRange, PurgeFrom, Purged,
-    RowCounts, SessionRecord, StorageOrder, Store, StoreError, Swap, UserTable,
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, LockedBatch, LockedScan,
+    PurgeFrom, Purged, RowCounts, SessionRecord, StorageOrder, Store, StoreError, Swap, UserTable,
     MAX_SESSION_KEY_LEN, PURGE_BATCH, SESSION_KEY_CHARS, SESSION_KEY_LEN,
 };
 pub use timeouts::Timeouts;

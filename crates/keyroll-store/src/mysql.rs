@@ -36,14 +36,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
 use mysql_async::{
-    Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts, TxOpts, Value,
+    Conn, IsolationLevel, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts, Transaction,
+    TxOpts, Value,
 };
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::params::{percent_decode, take_params};
 use crate::store::{
-    check_table_name, is_valid_session_key, new_session_key, KeyRange, Lower, PurgeFrom, Purged,
-    RowCounts, SessionRecord, Store, StoreError, Swap, UserTable, PURGE_BATCH,
+    check_table_name, is_valid_session_key, new_session_key, KeyRange, LockedBatch, LockedScan,
+    Lower, PurgeFrom, Purged, RowCounts, SessionRecord, Store, StoreError, Swap, UserTable,
+    PURGE_BATCH,
 };
 use crate::timeouts::Timeouts;
 
@@ -107,6 +109,7 @@ struct Sql {
     purge_keys: String,
     purge_range: String,
     select: String,
+    select_locked: String,
     plain_layout: &'static str,
     quoted: String,
 }
@@ -151,6 +154,12 @@ impl Sql {
                 "DELETE FROM {t} WHERE session_key >= ? AND session_key <= ? AND expire_date <= ?"
             ),
             select: format!("SELECT session_key, session_data, expire_date FROM {t}"),
+            // In key order through the primary key: on a small table the
+            // optimizer may take the expiry index and sort, which would lock
+            // every live row to return a page.
+            select_locked: format!(
+                "SELECT session_key, session_data, expire_date FROM {t} FORCE INDEX (PRIMARY)"
+            ),
             // Three columns, by Django's names; `session_key` alone the
             // primary key; no triggers (an upsert fires the insert ones).
             plain_layout: "SELECT \
@@ -273,10 +282,7 @@ impl MysqlStore {
     }
 
     fn timed_out(&self, what: &str, after: Duration) -> StoreError {
-        StoreError::unavailable(
-            BACKEND,
-            format_args!("timed out after {:.1} s: {what}", after.as_secs_f64()),
-        )
+        timed_out(what, after)
     }
 
     /// Is `id` of this users table an integer column? (Cached.)
@@ -362,73 +368,28 @@ impl MysqlStore {
                 .zip(&applied)
                 .filter_map(|(s, ok)| (*ok && s.new != s.expected).then_some(s))
                 .collect();
-            if winners.is_empty() {
-                // Nothing to write.
-            } else if plain {
-                let mut sql = format!(
-                    "INSERT INTO {} (session_key, session_data, expire_date) VALUES ",
-                    self.sql.quoted
-                );
-                let mut args: Vec<Value> = Vec::with_capacity(winners.len() * 2);
-                for (i, w) in winners.iter().enumerate() {
-                    // The date is never stored: every key is a locked row.
-                    sql.push_str(if i == 0 { "" } else { "," });
-                    sql.push_str("(?, ?, '1970-01-02')");
-                    args.push(Value::from(&w.key));
-                    args.push(Value::from(&w.new));
-                }
-                sql.push_str(" ON DUPLICATE KEY UPDATE session_data = VALUES(session_data)");
-                tx.exec_drop(&sql, args).await.map_err(my_err)?;
-                // Two a row updated, one a row inserted.
-                let updated = tx.affected_rows();
-                if updated != 2 * winners.len() as u64 {
-                    tx.rollback().await.map_err(my_err)?;
-                    return Err(StoreError::backend(
-                        BACKEND,
-                        format_args!(
-                            "a batch rewrite of {} locked rows reported {updated} rows \
-                             affected instead of {}; rolled back",
-                            winners.len(),
-                            2 * winners.len()
-                        ),
-                    ));
-                }
-            } else {
-                let mut sql = format!(
-                    "UPDATE {} SET session_data = CASE session_key",
-                    self.sql.quoted
-                );
-                let mut args: Vec<Value> = Vec::with_capacity(winners.len() * 3);
-                for w in &winners {
-                    sql.push_str(" WHEN ? THEN ?");
-                    args.push(Value::from(&w.key));
-                    args.push(Value::from(&w.new));
-                }
-                sql.push_str(&format!(
-                    " END WHERE session_key IN ({})",
-                    placeholders(winners.len())
-                ));
-                args.extend(winners.iter().map(|w| Value::from(&w.key)));
-                tx.exec_drop(&sql, args).await.map_err(my_err)?;
+            if let Err(e) = rewrite_locked(&mut tx, &self.sql.quoted, plain, &winners).await {
+                // The error is the one to report, not the rollback's.
+                let _ = tx.rollback().await;
+                return Err(e);
             }
             tx.commit().await.map_err(my_err)?;
             Ok(applied)
         })
     }
 
-    /// A key-order scan page, live rows only when `live_at` is given.
-    async fn scan_where(
+    /// A key-order scan page's statement and arguments, live rows only when
+    /// `live_at` is given.
+    fn scan_sql(
         &self,
+        select: &str,
         range: &KeyRange,
         after: Option<&str>,
         limit: usize,
         live_at: Option<OffsetDateTime>,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
+    ) -> (String, Vec<Value>) {
         let (lower, upper) = range.page_bounds(after);
-        let mut sql = self.sql.select.clone();
+        let mut sql = select.to_owned();
         let mut args: Vec<Value> = Vec::with_capacity(4);
         let mut clauses = Vec::with_capacity(3);
         if let Some(now) = live_at {
@@ -456,6 +417,21 @@ impl MysqlStore {
         }
         args.push(Value::from(u64::try_from(limit).unwrap_or(u64::MAX)));
         sql.push_str(" ORDER BY session_key LIMIT ?");
+        (sql, args)
+    }
+
+    /// A key-order scan page, live rows only when `live_at` is given.
+    async fn scan_where(
+        &self,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+        live_at: Option<OffsetDateTime>,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (sql, args) = self.scan_sql(&self.sql.select, range, after, limit, live_at);
         timed!(self, conn, {
             let rows: Vec<(String, String, Value)> = conn.exec(&sql, args).await.map_err(my_err)?;
             rows.into_iter().map(record).collect()
@@ -662,6 +638,154 @@ fn from_value(v: Value) -> Result<OffsetDateTime, StoreError> {
     }
 }
 
+/// A time-out's error: what ran out, after how long.
+fn timed_out(what: &str, after: Duration) -> StoreError {
+    StoreError::unavailable(
+        BACKEND,
+        format_args!("timed out after {:.1} s: {what}", after.as_secs_f64()),
+    )
+}
+
+/// Rewrites rows `tx` holds locked, [`CHUNK`] a statement: on Django's
+/// plain layout by `INSERT … ON DUPLICATE KEY UPDATE` (an error unless every
+/// row counts as updated, none inserted: the caller then rolls back), else
+/// by `UPDATE … CASE session_key`.
+async fn rewrite_locked(
+    tx: &mut Transaction<'_>,
+    quoted: &str,
+    plain: bool,
+    winners: &[&Swap],
+) -> Result<(), StoreError> {
+    for winners in winners.chunks(CHUNK) {
+        if plain {
+            let mut sql =
+                format!("INSERT INTO {quoted} (session_key, session_data, expire_date) VALUES ");
+            let mut args: Vec<Value> = Vec::with_capacity(winners.len() * 2);
+            for (i, w) in winners.iter().enumerate() {
+                // The date is never stored: every key is a locked row.
+                sql.push_str(if i == 0 { "" } else { "," });
+                sql.push_str("(?, ?, '1970-01-02')");
+                args.push(Value::from(&w.key));
+                args.push(Value::from(&w.new));
+            }
+            sql.push_str(" ON DUPLICATE KEY UPDATE session_data = VALUES(session_data)");
+            tx.exec_drop(&sql, args).await.map_err(my_err)?;
+            // Two a row updated, one a row inserted.
+            let updated = tx.affected_rows();
+            if updated != 2 * winners.len() as u64 {
+                return Err(StoreError::backend(
+                    BACKEND,
+                    format_args!(
+                        "a batch rewrite of {} locked rows reported {updated} rows \
+                         affected instead of {}; rolled back",
+                        winners.len(),
+                        2 * winners.len()
+                    ),
+                ));
+            }
+        } else {
+            let mut sql = format!("UPDATE {quoted} SET session_data = CASE session_key");
+            let mut args: Vec<Value> = Vec::with_capacity(winners.len() * 3);
+            for w in winners {
+                sql.push_str(" WHEN ? THEN ?");
+                args.push(Value::from(&w.key));
+                args.push(Value::from(&w.new));
+            }
+            sql.push_str(&format!(
+                " END WHERE session_key IN ({})",
+                placeholders(winners.len())
+            ));
+            args.extend(winners.iter().map(|w| Value::from(&w.key)));
+            tx.exec_drop(&sql, args).await.map_err(my_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// A scanned page's rows, locked by the open transaction that read them.
+struct MysqlLocked {
+    tx: Transaction<'static>,
+    quoted: String,
+    plain: bool,
+    timeouts: Timeouts,
+}
+
+#[async_trait]
+impl LockedBatch for MysqlLocked {
+    async fn write(self: Box<Self>, swaps: &[Swap]) -> Result<(), StoreError> {
+        let Self {
+            mut tx,
+            quoted,
+            plain,
+            timeouts,
+        } = *self;
+        let limit = timeouts.query;
+        let winners: Vec<&Swap> = swaps.iter().filter(|s| s.new != s.expected).collect();
+        let write = async move {
+            if let Err(e) = rewrite_locked(&mut tx, &quoted, plain, &winners).await {
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
+            tx.commit().await.map_err(my_err)
+        };
+        match tokio::time::timeout(limit, write).await {
+            Ok(r) => r,
+            Err(_) => Err(timed_out(timeouts.name_of(limit), limit)),
+        }
+    }
+}
+
+/// Under `READ COMMITTED`: the page's rows are locked, not the gaps between
+/// them (new sessions go on being created in its key range) nor the expired
+/// rows the scan stepped over.
+#[async_trait]
+impl LockedScan for MysqlStore {
+    async fn scan_locked(
+        &self,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+        live_at: Option<OffsetDateTime>,
+    ) -> Result<(Vec<SessionRecord>, Box<dyn LockedBatch>), StoreError> {
+        if self.plain_layout.get().is_none() {
+            timed!(self, conn, self.plain_layout(&mut conn).await)?;
+        }
+        let plain = self.plain_layout.get().copied().unwrap_or(false);
+        let (mut sql, args) =
+            self.scan_sql(&self.sql.select_locked, range, after, limit.max(1), live_at);
+        sql.push_str(" FOR UPDATE");
+        let mut opts = TxOpts::default();
+        opts.with_isolation_level(IsolationLevel::ReadCommitted);
+        let wait = self.timeouts.connect.saturating_add(self.timeouts.pool);
+        let mut tx = match tokio::time::timeout(wait, self.pool.start_transaction(opts)).await {
+            Ok(r) => r.map_err(my_err)?,
+            Err(_) => return Err(timed_out(
+                "connect_timeout + pool_timeout (no connection: the server does not answer, or every pooled connection is busy)",
+                wait,
+            )),
+        };
+        let limit = self.timeouts.query;
+        let rows =
+            match tokio::time::timeout(limit, tx.exec::<(String, String, Value), _, _>(&sql, args))
+                .await
+            {
+                Ok(r) => r.map_err(my_err)?,
+                Err(_) => return Err(timed_out(self.timeouts.name_of(limit), limit)),
+            };
+        let rows = rows
+            .into_iter()
+            .map(record)
+            .collect::<Result<Vec<_>, _>>()?;
+        let batch = MysqlLocked {
+            tx,
+            quoted: self.sql.quoted.clone(),
+            plain,
+            timeouts: self.timeouts,
+        };
+        Ok((rows, Box::new(batch)))
+    }
+}
+
 fn record(row: (String, String, Value)) -> Result<SessionRecord, StoreError> {
     let (key, data, expires) = row;
     Ok(SessionRecord {
@@ -674,6 +798,10 @@ fn record(row: (String, String, Value)) -> Result<SessionRecord, StoreError> {
 #[async_trait]
 impl Store for MysqlStore {
     fn user_table(&self) -> Option<&dyn UserTable> {
+        Some(self)
+    }
+
+    fn locked_scan(&self) -> Option<&dyn LockedScan> {
         Some(self)
     }
 

@@ -446,6 +446,12 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
     fn user_table(&self) -> Option<&dyn UserTable> {
         None
     }
+
+    /// This store's scan that keeps what it read locked until it is
+    /// written, if it has one: see [`LockedScan`].
+    fn locked_scan(&self) -> Option<&dyn LockedScan> {
+        None
+    }
 }
 
 /// Counts the live and expired rows of `range` by walking it: what
@@ -556,6 +562,35 @@ pub trait StorageOrder: Send + Sync {
         &self,
         swaps: Vec<(i64, Swap)>,
     ) -> Result<Vec<bool>, StoreError>;
+}
+
+/// A re-sign's read and write of a batch in one transaction, for a store
+/// whose [`Store::compare_and_swap_many`] reads every row again to compare
+/// it (MariaDB/MySQL: a locking read of the batch's keys, one index descent
+/// each): the scan locks the rows it returns, so their write needs no
+/// comparison and each row is read once. Reached through
+/// [`Store::locked_scan`].
+#[async_trait]
+pub trait LockedScan: Send + Sync {
+    /// [`Store::scan`] (with `live_at`, [`Store::scan_live`]), the rows
+    /// returned locked against other writers until the [`LockedBatch`] is
+    /// written or dropped.
+    async fn scan_locked(
+        &self,
+        range: &KeyRange,
+        after: Option<&str>,
+        limit: usize,
+        live_at: Option<OffsetDateTime>,
+    ) -> Result<(Vec<SessionRecord>, Box<dyn LockedBatch>), StoreError>;
+}
+
+/// The rows a [`LockedScan`] holds. Dropped unwritten, it changes nothing
+/// and lets the rows go.
+#[async_trait]
+pub trait LockedBatch: Send {
+    /// Writes each swap's new data (each key one the scan returned, its
+    /// `expected` what the scan read) and commits.
+    async fn write(self: Box<Self>, swaps: &[Swap]) -> Result<(), StoreError>;
 }
 
 /// The users table a SQL store can read, for re-making login hashes in bulk.

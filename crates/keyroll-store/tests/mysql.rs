@@ -429,3 +429,96 @@ async fn operations_reuse_a_pooled_connection() {
     }
     assert_eq!(ids().await, first, "the same connections, still open");
 }
+
+/// A re-sign's locked page: the rows it returned stay locked until written
+/// (a site's update of one waits), not the rows around them (a new session
+/// in the page's key range, an expired row the scan stepped over, the row
+/// after the page); written, only the swapped rows change; dropped, nothing
+/// changes and the rows are free.
+#[tokio::test]
+async fn a_locked_scan_holds_the_rows_it_returned_and_nothing_else() {
+    let Some((store, table, _cleanup)) = bare_store(Some(DJANGO_DDL)).await else {
+        return;
+    };
+    // Session keys: 32 characters, in this order.
+    let k = |p: &str| format!("{p:0<32}");
+    let t = now();
+    let live = t + Duration::hours(1);
+    for p in ["k1", "k2", "k3", "k4"] {
+        store
+            .save(&rec(&k(p), &format!("{p}-old"), live))
+            .await
+            .unwrap();
+    }
+    store
+        .save(&rec(&k("k2x"), "expired", t - Duration::hours(1)))
+        .await
+        .unwrap();
+    let scan = store.locked_scan().expect("MySQL scans locked");
+    let (rows, held) = scan
+        .scan_locked(&keyroll_store::KeyRange::all(), None, 3, Some(t))
+        .await
+        .unwrap();
+    let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, [k("k1"), k("k2"), k("k3")]);
+
+    // The site, on its own connection, waiting at most a second for a lock.
+    let mut site = mysql_async::Conn::from_url(mysql_url().as_str())
+        .await
+        .unwrap();
+    site.query_drop("SET SESSION innodb_lock_wait_timeout = 1")
+        .await
+        .unwrap();
+    let update = |p: &str| {
+        format!(
+            "UPDATE `{table}` SET session_data = 'site' WHERE session_key = '{}'",
+            k(p)
+        )
+    };
+    let e = site.query_drop(update("k2")).await.unwrap_err();
+    assert!(e.to_string().contains("Lock wait timeout"), "{e}");
+    site.query_drop(update("k2x")).await.unwrap();
+    site.query_drop(update("k4")).await.unwrap();
+    site.query_drop(format!(
+        "INSERT INTO `{table}` VALUES ('{}', 'new', '2999-01-01 00:00:00')",
+        k("k2a")
+    ))
+    .await
+    .unwrap();
+
+    held.write(&[Swap {
+        key: k("k1"),
+        expected: "k1-old".into(),
+        new: "k1-new".into(),
+    }])
+    .await
+    .unwrap();
+    site.query_drop(update("k3")).await.unwrap();
+    let select = format!("SELECT session_data FROM `{table}` WHERE session_key = ?");
+    let data = |p: &str| {
+        let key = k(p);
+        let select = select.clone();
+        async move { query_one::<String>(&select, &key).await }
+    };
+    assert_eq!(data("k1").await, "k1-new");
+    assert_eq!(data("k2").await, "k2-old");
+    assert_eq!(data("k3").await, "site");
+
+    // Dropped unwritten: nothing written, the rows free at once.
+    let (rows, held) = scan
+        .scan_locked(&keyroll_store::KeyRange::all(), Some(&k("k1")), 2, Some(t))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    drop(held);
+    let mut freed = false;
+    for _ in 0..50 {
+        if site.query_drop(update("k2")).await.is_ok() {
+            freed = true;
+            break;
+        }
+    }
+    assert!(freed, "the dropped page's rows were let go");
+    assert_eq!(data("k2").await, "site");
+    site.disconnect().await.unwrap();
+}
