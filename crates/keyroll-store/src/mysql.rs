@@ -93,6 +93,10 @@ pub struct MysqlStore {
     /// Is the table Django's own three-column layout, with no triggers?
     /// (Found out once; see `swap_chunk`.)
     plain_layout: OnceLock<bool>,
+    /// May a transaction that writes run under `READ COMMITTED`? Not where
+    /// the server logs statements (`log_bin` with `binlog_format =
+    /// STATEMENT`): it refuses InnoDB writes at that level (error 1665).
+    read_committed: OnceLock<bool>,
     timeouts: Timeouts,
 }
 
@@ -261,6 +265,7 @@ impl MysqlStore {
             sql: Sql::new(table),
             id_types: Mutex::new(HashMap::new()),
             plain_layout: OnceLock::new(),
+            read_committed: OnceLock::new(),
             timeouts,
         })
     }
@@ -319,6 +324,20 @@ impl MysqlStore {
             .lock()
             .ok()
             .and_then(|m| m.get(users_table).copied())
+    }
+
+    /// May writes run under `READ COMMITTED` here (see the field)? Asked
+    /// once on `conn` and remembered.
+    async fn read_committed(&self, conn: &mut Conn) -> Result<bool, StoreError> {
+        if let Some(known) = self.read_committed.get() {
+            return Ok(*known);
+        }
+        let statement_log: Option<bool> = conn
+            .query_first("SELECT @@log_bin = 1 AND @@SESSION.binlog_format = 'STATEMENT'")
+            .await
+            .map_err(my_err)?;
+        let ok = !statement_log.unwrap_or(false);
+        Ok(*self.read_committed.get_or_init(|| ok))
     }
 
     /// Is the table Django's own layout (see `Sql::plain_layout`)? Asked
@@ -737,7 +756,9 @@ impl LockedBatch for MysqlLocked {
 
 /// Under `READ COMMITTED`: the page's rows are locked, not the gaps between
 /// them (new sessions go on being created in its key range) nor the expired
-/// rows the scan stepped over.
+/// rows the scan stepped over. Where the server logs statements (which
+/// refuses that level), under its own: the page's key range is locked too,
+/// new sessions in it wait for the batch.
 #[async_trait]
 impl LockedScan for MysqlStore {
     async fn scan_locked(
@@ -747,15 +768,22 @@ impl LockedScan for MysqlStore {
         limit: usize,
         live_at: Option<OffsetDateTime>,
     ) -> Result<(Vec<SessionRecord>, Box<dyn LockedBatch>), StoreError> {
-        if self.plain_layout.get().is_none() {
-            timed!(self, conn, self.plain_layout(&mut conn).await)?;
-        }
-        let plain = self.plain_layout.get().copied().unwrap_or(false);
+        let (plain, read_committed) = match (self.plain_layout.get(), self.read_committed.get()) {
+            (Some(p), Some(r)) => (*p, *r),
+            _ => timed!(self, conn, {
+                Ok((
+                    self.plain_layout(&mut conn).await?,
+                    self.read_committed(&mut conn).await?,
+                ))
+            })?,
+        };
         let (mut sql, args) =
             self.scan_sql(&self.sql.select_locked, range, after, limit.max(1), live_at);
         sql.push_str(" FOR UPDATE");
         let mut opts = TxOpts::default();
-        opts.with_isolation_level(IsolationLevel::ReadCommitted);
+        if read_committed {
+            opts.with_isolation_level(IsolationLevel::ReadCommitted);
+        }
         let wait = self.timeouts.connect.saturating_add(self.timeouts.pool);
         let mut tx = match tokio::time::timeout(wait, self.pool.start_transaction(opts)).await {
             Ok(r) => r.map_err(my_err)?,
@@ -1042,10 +1070,13 @@ impl Store for MysqlStore {
             };
             // Read committed for this one statement: the live rows between
             // the batch's expired ones are unlocked as soon as they are seen
-            // not to match, instead of held until the delete ends.
-            conn.query_drop("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                .await
-                .map_err(my_err)?;
+            // not to match, instead of held until the delete ends. (Not
+            // where the server refuses it: then they are held.)
+            if self.read_committed(&mut conn).await? {
+                conn.query_drop("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    .await
+                    .map_err(my_err)?;
+            }
             // Still expired at `now`: a row a user renewed meanwhile stays.
             conn.exec_drop(&self.sql.purge_range, (&first, &last, to_value(now)))
                 .await

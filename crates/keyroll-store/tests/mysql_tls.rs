@@ -3,7 +3,9 @@
 //! 3306 is not touched): `ssl-mode=REQUIRED`, and `VERIFY_CA` and
 //! `VERIFY_IDENTITY` with `ssl-ca` (both check the host name), and the clear errors of a wrong CA, a
 //! host name the certificate does not name, and plain text to a server
-//! whose user requires TLS. Needs `mariadbd`, `mariadb-install-db` and
+//! whose user requires TLS. And on such a server that logs statements
+//! (`log_bin`, `binlog_format = STATEMENT`), which refuses InnoDB writes under
+//! read committed: re-sign and purge still work. Needs `mariadbd`, `mariadb-install-db` and
 //! `openssl`; without them: skipped loudly, or a failure under
 //! `KEYROLL_REQUIRE_SERVICES=1`.
 #![allow(
@@ -123,7 +125,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start() -> Option<Server> {
+/// A server of the test's own; `log` its binary-log options (none: no log).
+fn start(log: &[&str]) -> Option<Server> {
     if !Path::new(MARIADBD).exists() {
         return skip("no /usr/sbin/mariadbd");
     }
@@ -173,7 +176,11 @@ fn start() -> Option<Server> {
         .arg("--bind-address=127.0.0.1")
         .arg(format!("--socket={}", p("sock")))
         .arg(format!("--pid-file={}", p("pid")))
-        .arg("--skip-log-bin")
+        .args(if log.is_empty() {
+            &["--skip-log-bin"][..]
+        } else {
+            log
+        })
         .arg(format!("--ssl-ca={}", p("ca.pem")))
         .arg(format!("--ssl-cert={}", p("server.pem")))
         .arg(format!("--ssl-key={}", p("server.key")))
@@ -244,7 +251,7 @@ async fn round_trip(url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_over_tls_as_deployments_write_it() {
-    let Some(server) = tokio::task::spawn_blocking(start).await.unwrap() else {
+    let Some(server) = tokio::task::spawn_blocking(|| start(&[])).await.unwrap() else {
         return;
     };
     let ca = server.ca("ca.pem").display().to_string();
@@ -282,4 +289,59 @@ async fn mysql_over_tls_as_deployments_write_it() {
     // Plain text to a user that requires TLS.
     let e = refused(server.url("127.0.0.1", "ssl-mode=DISABLED")).await;
     assert!(e.contains("Access denied"), "{e}");
+}
+
+/// Where the server logs statements, a re-sign's locked page and a purge
+/// run under the server's own isolation level (read committed would be
+/// refused: "impossible to write to binary log", error 1665).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_logging_statements_still_resigns_and_purges() {
+    let Some(server) = tokio::task::spawn_blocking(|| {
+        start(&["--log-bin=keyroll-bin", "--binlog-format=STATEMENT"])
+    })
+    .await
+    .unwrap() else {
+        return;
+    };
+    let url = server.url("127.0.0.1", "ssl-mode=REQUIRED");
+    let table = format!("kr_binlog_{}", &new_key()[..8]);
+    let store = MysqlStore::connect(&url, &table, 2).await.unwrap();
+    store.ensure_schema().await.unwrap();
+    let t = now();
+    let mut live = Vec::new();
+    for i in 0..3 {
+        let k = new_key();
+        store
+            .save(&rec(&k, &format!("old-{i}"), t + time::Duration::hours(1)))
+            .await
+            .unwrap();
+        live.push(k);
+    }
+    for _ in 0..2 {
+        store
+            .save(&rec(&new_key(), "gone", t - time::Duration::hours(1)))
+            .await
+            .unwrap();
+    }
+    let (rows, held) = store
+        .locked_scan()
+        .unwrap()
+        .scan_locked(&keyroll_store::KeyRange::all(), None, 10, Some(t))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    let swaps: Vec<keyroll_store::Swap> = rows
+        .iter()
+        .map(|r| keyroll_store::Swap {
+            key: r.key.clone(),
+            expected: r.data.clone(),
+            new: format!("{}-new", r.data),
+        })
+        .collect();
+    held.write(&swaps).await.unwrap();
+    for k in &live {
+        let data = store.load(k, now()).await.unwrap().unwrap().data;
+        assert!(data.ends_with("-new"), "{data}");
+    }
+    assert_eq!(store.purge_expired(now()).await.unwrap(), 2);
 }
