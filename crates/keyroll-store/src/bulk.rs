@@ -462,6 +462,14 @@ pub async fn purge(
     }
 }
 
+/// A live-only locked scan locks and lets go each expired row it steps
+/// over; a scan then locking read of the live rows' keys costs an index
+/// descent per live row instead. Measured on MariaDB: 1M rows, all live,
+/// the locked scan took 0.75 times as long; 2M rows, one in ten live, 1.1
+/// times. About 0.5 µs an expired row against 3.3 µs a live one: even at 7
+/// expired rows a live one. Above that the walk does not lock its scan.
+const LOCKED_SCAN_MAX_EXPIRED_PER_LIVE: u64 = 7;
+
 /// What one run walks: the workers' spans, whether expired rows are
 /// skipped, the expired rows counted instead of walked, and the throttle.
 #[derive(Clone)]
@@ -472,6 +480,9 @@ struct Walk {
     /// Expired rows of the scope, counted through the store's index (0 when
     /// they are walked and counted one by one).
     expired_uncounted: u64,
+    /// Are live rows few among the ones a live-only scan steps over (fewer
+    /// than one in eight)? See [`LOCKED_SCAN_MAX_EXPIRED_PER_LIVE`].
+    mostly_expired: bool,
     throttle: Option<Arc<Throttle>>,
 }
 
@@ -483,6 +494,7 @@ impl Walk {
     ) -> Result<Self, StoreError> {
         let scope = opts.scope()?;
         let jobs = opts.jobs.max(1);
+        let mut mostly_expired = false;
         let (live_at, expired_uncounted) = if opts.include_expired {
             (None, 0)
         } else {
@@ -490,6 +502,8 @@ impl Walk {
                 Some(c) => c,
                 None => store.count_rows(&scope, now).await?,
             };
+            mostly_expired =
+                counts.expired > counts.live.saturating_mul(LOCKED_SCAN_MAX_EXPIRED_PER_LIVE);
             (Some(now), counts.expired)
         };
         let stored = match (opts.shard, store.storage_order()) {
@@ -510,6 +524,7 @@ impl Walk {
             spans,
             live_at,
             expired_uncounted,
+            mostly_expired,
             throttle: opts.max_rate.map(|r| Arc::new(Throttle::new(r))),
         })
     }
@@ -719,9 +734,14 @@ impl Worker {
         let mut writing: Option<tokio::task::JoinHandle<Result<ResignSummary, StoreError>>> = None;
         // Where the store has it, each batch is read locked and written in
         // the same transaction. Not with users: looking their passwords up
-        // while holding a connection could wait on the pool for ever.
-        let locked = match (&self.opts.users, self.opts.dry_run) {
-            (None, false) => self.store.locked_scan(),
+        // while holding a connection could wait on the pool for ever. Nor
+        // where most rows are expired (see the constant).
+        let locked = match (
+            &self.opts.users,
+            self.opts.dry_run,
+            self.walk.mostly_expired,
+        ) {
+            (None, false, false) => self.store.locked_scan(),
             _ => None,
         };
         loop {
