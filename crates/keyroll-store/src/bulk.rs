@@ -470,6 +470,12 @@ pub async fn purge(
 /// expired rows a live one. Above that the walk does not lock its scan.
 const LOCKED_SCAN_MAX_EXPIRED_PER_LIVE: u64 = 7;
 
+/// The largest page a re-sign reads locked: its rows are held from the read
+/// through the signing to the commit (about two batches' time), so a larger
+/// `--batch` is read, then locked and compared in chunks, as without a
+/// locked scan.
+const LOCKED_SCAN_MAX_BATCH: usize = 1000;
+
 /// What one run walks: the workers' spans, whether expired rows are
 /// skipped, the expired rows counted instead of walked, and the throttle.
 #[derive(Clone)]
@@ -733,20 +739,22 @@ impl Worker {
         // and signed; a batch is counted (and tallied) once it is written.
         let mut writing: Option<tokio::task::JoinHandle<Result<ResignSummary, StoreError>>> = None;
         // Where the store has it, each batch is read locked and written in
-        // the same transaction. Not with users: looking their passwords up
-        // while holding a connection could wait on the pool for ever. Nor
-        // where most rows are expired (see the constant).
-        let locked = match (
-            &self.opts.users,
-            self.opts.dry_run,
-            self.walk.mostly_expired,
-        ) {
-            (None, false, false) => self.store.locked_scan(),
-            _ => None,
+        // the same transaction (its users' passwords looked up in it too).
+        // Not in a dry run, where most rows are expired (see the constant),
+        // when expired rows are walked too (they would be locked), nor for
+        // pages above `LOCKED_SCAN_MAX_BATCH` rows.
+        let lockable = !self.opts.dry_run
+            && !self.walk.mostly_expired
+            && self.walk.live_at.is_some()
+            && batch <= LOCKED_SCAN_MAX_BATCH;
+        let locked = if lockable {
+            self.store.locked_scan()
+        } else {
+            None
         };
         loop {
             self.walk.admit(batch).await;
-            let (rows, positions, held) = match locked {
+            let (rows, positions, mut held) = match locked {
                 Some(scan) => match pager.next_locked(scan, batch).await? {
                     Some((rows, held)) => (rows, Vec::new(), Some(held)),
                     None => {
@@ -805,8 +813,15 @@ impl Worker {
                             }
                             _ => None,
                         })
-                        .collect();
-                    password_hashes(self.store.as_ref(), users, ids).await?
+                        .collect::<BTreeSet<String>>();
+                    match (users, held.as_mut()) {
+                        // The page's own transaction: no second connection.
+                        (Users::Table(table), Some(held)) if !ids.is_empty() => {
+                            let ids: Vec<String> = ids.into_iter().collect();
+                            held.password_hashes(table, &ids).await?
+                        }
+                        _ => password_hashes(self.store.as_ref(), users, ids).await?,
+                    }
                 }
                 None => HashMap::new(),
             };
@@ -860,6 +875,10 @@ impl Worker {
                 b.auth_rehashed += rehashed_in.iter().filter(|r| **r).count() as u64;
                 self.count(&mut summary, &b);
             } else if swaps.is_empty() {
+                // Nothing to write: the page's rows are let go now.
+                if let Some(held) = held.take() {
+                    held.write(&[]).await?;
+                }
                 self.count(&mut summary, &b);
             } else {
                 let store = Arc::clone(&self.store);

@@ -61,6 +61,19 @@ bulk_suite!(sqlite_django, crate::common::sqlite_django);
 bulk_suite!(mysql, crate::common::mysql);
 #[cfg(feature = "postgres")]
 bulk_suite!(postgres, crate::common::postgres);
+
+/// One pooled connection: a re-sign's locked page looks its users' password
+/// hashes up in its own transaction (a second connection would never come).
+#[cfg(feature = "mysql")]
+mod mysql_one_connection {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn auth_hashes_from_the_users_table_rehashed_only_when_they_verify() {
+        let Some(fx) = crate::common::mysql_one_connection().await else {
+            return;
+        };
+        super::auth_hashes_from_the_users_table_rehashed_only_when_they_verify(&fx).await;
+    }
+}
 #[cfg(feature = "redis")]
 bulk_suite!(redis, crate::common::redis);
 

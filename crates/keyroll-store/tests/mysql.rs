@@ -504,7 +504,8 @@ async fn a_locked_scan_holds_the_rows_it_returned_and_nothing_else() {
     assert_eq!(data("k2").await, "k2-old");
     assert_eq!(data("k3").await, "site");
 
-    // Dropped unwritten: nothing written, the rows free at once.
+    // Dropped unwritten: nothing written, and the rows let go (the rollback
+    // runs as the connection goes back to the pool: the update is retried).
     let (rows, held) = scan
         .scan_locked(&keyroll_store::KeyRange::all(), Some(&k("k1")), 2, Some(t))
         .await

@@ -259,10 +259,21 @@ pub fn mysql_cleanup_statements(url: String, statements: Vec<String>) -> Cleanup
 /// MySQL/MariaDB is unreachable.
 #[cfg(feature = "mysql")]
 pub async fn mysql() -> Option<Fixture> {
+    mysql_with_pool(4).await
+}
+
+/// [`mysql`] with a store of one pooled connection.
+#[cfg(feature = "mysql")]
+pub async fn mysql_one_connection() -> Option<Fixture> {
+    mysql_with_pool(1).await
+}
+
+#[cfg(feature = "mysql")]
+async fn mysql_with_pool(connections: usize) -> Option<Fixture> {
     let url = mysql_url();
     let table = unique_name();
     let users = format!("{table}_users");
-    let store = match keyroll_store::MysqlStore::connect(&url, &table, 4).await {
+    let store = match keyroll_store::MysqlStore::connect(&url, &table, connections).await {
         Ok(s) => s,
         Err(e) => return unreachable("MySQL/MariaDB", &url, &e),
     };
