@@ -30,7 +30,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -89,7 +89,7 @@ pub struct MysqlStore {
     table: String,
     sql: Sql,
     /// Per users table: is its `id` column an integer type?
-    id_types: IdTypes,
+    id_types: Mutex<HashMap<String, bool>>,
     /// Is the table Django's own three-column layout, with no triggers?
     /// (Found out once; see `swap_chunk`.)
     plain_layout: OnceLock<bool>,
@@ -263,7 +263,7 @@ impl MysqlStore {
             pool,
             table: table.to_owned(),
             sql: Sql::new(table),
-            id_types: IdTypes::default(),
+            id_types: Mutex::new(HashMap::new()),
             plain_layout: OnceLock::new(),
             read_committed: OnceLock::new(),
             timeouts,
@@ -288,6 +288,42 @@ impl MysqlStore {
 
     fn timed_out(&self, what: &str, after: Duration) -> StoreError {
         timed_out(what, after)
+    }
+
+    /// Is `id` of this users table an integer column? (Cached.)
+    async fn integer_ids(&self, conn: &mut Conn, users_table: &str) -> Result<bool, StoreError> {
+        if let Some(known) = self.id_types_get(users_table) {
+            return Ok(known);
+        }
+        let kind: Option<String> = conn
+            .exec_first(
+                "SELECT CAST(DATA_TYPE AS CHAR) FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'id'",
+                (users_table,),
+            )
+            .await
+            .map_err(my_err)?;
+        let Some(kind) = kind else {
+            return Err(StoreError::backend(
+                BACKEND,
+                "the users table has no id column",
+            ));
+        };
+        let integer = matches!(
+            kind.to_ascii_lowercase().as_str(),
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint"
+        );
+        if let Ok(mut m) = self.id_types.lock() {
+            m.insert(users_table.to_owned(), integer);
+        }
+        Ok(integer)
+    }
+
+    fn id_types_get(&self, users_table: &str) -> Option<bool> {
+        self.id_types
+            .lock()
+            .ok()
+            .and_then(|m| m.get(users_table).copied())
     }
 
     /// May writes run under `READ COMMITTED` here (see the field)? Asked
@@ -691,7 +727,6 @@ struct MysqlLocked {
     quoted: String,
     plain: bool,
     timeouts: Timeouts,
-    id_types: IdTypes,
 }
 
 #[async_trait]
@@ -702,7 +737,6 @@ impl LockedBatch for MysqlLocked {
             quoted,
             plain,
             timeouts,
-            ..
         } = *self;
         let limit = timeouts.query;
         let winners: Vec<&Swap> = swaps.iter().filter(|s| s.new != s.expected).collect();
@@ -716,19 +750,6 @@ impl LockedBatch for MysqlLocked {
         match tokio::time::timeout(limit, write).await {
             Ok(r) => r,
             Err(_) => Err(timed_out(timeouts.name_of(limit), limit)),
-        }
-    }
-
-    async fn password_hashes(
-        &mut self,
-        users_table: &str,
-        ids: &[String],
-    ) -> Result<HashMap<String, String>, StoreError> {
-        let limit = self.timeouts.query;
-        let lookup = password_hashes(&mut self.tx, &self.id_types, users_table, ids);
-        match tokio::time::timeout(limit, lookup).await {
-            Ok(r) => r,
-            Err(_) => Err(timed_out(self.timeouts.name_of(limit), limit)),
         }
     }
 }
@@ -788,7 +809,6 @@ impl LockedScan for MysqlStore {
             quoted: self.sql.quoted.clone(),
             plain,
             timeouts: self.timeouts,
-            id_types: Arc::clone(&self.id_types),
         };
         Ok((rows, Box::new(batch)))
     }
@@ -1079,90 +1099,39 @@ impl UserTable for MysqlStore {
         users_table: &str,
         ids: &[String],
     ) -> Result<HashMap<String, String>, StoreError> {
-        timed!(
-            self,
-            conn,
-            password_hashes(&mut conn, &self.id_types, users_table, ids).await
-        )
-    }
-}
-
-/// Per users table: is its `id` column an integer type? (Found out once.)
-type IdTypes = Arc<Mutex<HashMap<String, bool>>>;
-
-/// Is `id` of this users table an integer column? Asked on `q` once per
-/// table and remembered in `known`.
-async fn integer_ids<Q: Queryable + Send>(
-    q: &mut Q,
-    known: &IdTypes,
-    users_table: &str,
-) -> Result<bool, StoreError> {
-    let cached = known.lock().ok().and_then(|m| m.get(users_table).copied());
-    if let Some(integer) = cached {
-        return Ok(integer);
-    }
-    let kind: Option<String> = q
-        .exec_first(
-            "SELECT CAST(DATA_TYPE AS CHAR) FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'id'",
-            (users_table,),
-        )
-        .await
-        .map_err(my_err)?;
-    let Some(kind) = kind else {
-        return Err(StoreError::backend(
-            BACKEND,
-            "the users table has no id column",
-        ));
-    };
-    let integer = matches!(
-        kind.to_ascii_lowercase().as_str(),
-        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint"
-    );
-    if let Ok(mut m) = known.lock() {
-        m.insert(users_table.to_owned(), integer);
-    }
-    Ok(integer)
-}
-
-/// The stored password hashes of the users `ids`, read on `q` (a pooled
-/// connection, or the transaction of a locked page).
-async fn password_hashes<Q: Queryable + Send>(
-    q: &mut Q,
-    known: &IdTypes,
-    users_table: &str,
-    ids: &[String],
-) -> Result<HashMap<String, String>, StoreError> {
-    check_table_name(users_table)?;
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    // An integer id column is matched as integers (MySQL would turn "1x"
-    // into 1); anything else is compared as text.
-    let integer = integer_ids(q, known, users_table).await?;
-    let wanted: Vec<Value> = if integer {
-        ids.iter()
-            .filter_map(|i| i.parse::<i64>().ok())
-            .map(Value::from)
-            .collect()
-    } else {
-        ids.iter().map(Value::from).collect()
-    };
-    let mut out = HashMap::with_capacity(wanted.len());
-    for chunk in wanted.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT CAST(id AS CHAR), password FROM `{users_table}` WHERE id IN ({})",
-            placeholders(chunk.len())
-        );
-        let rows: Vec<(Option<String>, Option<String>)> =
-            q.exec(&sql, chunk.to_vec()).await.map_err(my_err)?;
-        for (id, password) in rows {
-            if let (Some(id), Some(password)) = (id, password) {
-                out.insert(id, password);
-            }
+        check_table_name(users_table)?;
+        if ids.is_empty() {
+            return Ok(HashMap::new());
         }
+        timed!(self, conn, {
+            // An integer id column is matched as integers (MySQL would turn
+            // "1x" into 1); anything else is compared as text.
+            let integer = self.integer_ids(&mut conn, users_table).await?;
+            let wanted: Vec<Value> = if integer {
+                ids.iter()
+                    .filter_map(|i| i.parse::<i64>().ok())
+                    .map(Value::from)
+                    .collect()
+            } else {
+                ids.iter().map(Value::from).collect()
+            };
+            let mut out = HashMap::with_capacity(wanted.len());
+            for chunk in wanted.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT CAST(id AS CHAR), password FROM `{users_table}` WHERE id IN ({})",
+                    placeholders(chunk.len())
+                );
+                let rows: Vec<(Option<String>, Option<String>)> =
+                    conn.exec(&sql, chunk.to_vec()).await.map_err(my_err)?;
+                for (id, password) in rows {
+                    if let (Some(id), Some(password)) = (id, password) {
+                        out.insert(id, password);
+                    }
+                }
+            }
+            Ok(out)
+        })
     }
-    Ok(out)
 }
 
 #[cfg(test)]

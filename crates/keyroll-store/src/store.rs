@@ -592,14 +592,6 @@ pub trait LockedBatch: Send {
     /// `expected` what the scan read) and commits; with no swaps, only
     /// commits (the rows are let go at once).
     async fn write(self: Box<Self>, swaps: &[Swap]) -> Result<(), StoreError>;
-
-    /// [`UserTable::password_hashes`], read in the batch's own transaction:
-    /// a batch that holds its connection needs no second one.
-    async fn password_hashes(
-        &mut self,
-        users_table: &str,
-        ids: &[String],
-    ) -> Result<HashMap<String, String>, StoreError>;
 }
 
 /// The users table a SQL store can read, for re-making login hashes in bulk.

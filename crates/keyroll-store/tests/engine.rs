@@ -62,8 +62,9 @@ bulk_suite!(mysql, crate::common::mysql);
 #[cfg(feature = "postgres")]
 bulk_suite!(postgres, crate::common::postgres);
 
-/// One pooled connection: a re-sign's locked page looks its users' password
-/// hashes up in its own transaction (a second connection would never come).
+/// One pooled connection and a users table: the password hashes are looked
+/// up while no page is held (holding one, a second connection would never
+/// come).
 #[cfg(feature = "mysql")]
 mod mysql_one_connection {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
