@@ -758,14 +758,12 @@ impl Worker {
         };
         loop {
             self.walk.admit(batch).await;
-            let (rows, positions, mut held) = match locked {
-                Some(scan) => match pager.next_locked(scan, batch).await? {
-                    Some((rows, held)) => (rows, Vec::new(), Some(held)),
-                    None => {
-                        let (rows, positions) = pager.next(self.store.as_ref(), batch).await?;
-                        (rows, positions, None)
-                    }
-                },
+            let page = match locked {
+                Some(scan) => pager.next_locked(scan, batch).await?,
+                None => None,
+            };
+            let (rows, positions, mut held) = match page {
+                Some((rows, held)) => (rows, Vec::new(), Some(held)),
                 None => {
                     let (rows, positions) = pager.next(self.store.as_ref(), batch).await?;
                     (rows, positions, None)

@@ -70,11 +70,7 @@ macro_rules! timed {
     ($self:ident, $limit:expr, $c:ident, $body:expr) => {{
         #[allow(unused_mut)]
         let mut $c = $self.conn().await?;
-        let limit = $limit;
-        match tokio::time::timeout(limit, typed(async move { $body })).await {
-            Ok(r) => r,
-            Err(_) => Err($self.timed_out($self.timeouts.name_of(limit), limit)),
-        }
+        within(&$self.timeouts, $limit, typed(async move { $body })).await
     }};
 }
 
@@ -276,18 +272,23 @@ impl MysqlStore {
     }
 
     async fn conn(&self) -> Result<Conn, StoreError> {
+        self.pooled(self.pool.get_conn()).await
+    }
+
+    /// A connection (or a transaction on one) from the pool, given
+    /// `connect_timeout + pool_timeout`.
+    async fn pooled<T>(
+        &self,
+        get: impl Future<Output = Result<T, mysql_async::Error>>,
+    ) -> Result<T, StoreError> {
         let wait = self.timeouts.connect.saturating_add(self.timeouts.pool);
-        match tokio::time::timeout(wait, self.pool.get_conn()).await {
+        match tokio::time::timeout(wait, get).await {
             Ok(r) => r.map_err(my_err),
-            Err(_) => Err(self.timed_out(
+            Err(_) => Err(timed_out(
                 "connect_timeout + pool_timeout (no connection: the server does not answer, or every pooled connection is busy)",
                 wait,
             )),
         }
-    }
-
-    fn timed_out(&self, what: &str, after: Duration) -> StoreError {
-        timed_out(what, after)
     }
 
     /// Is `id` of this users table an integer column? (Cached.)
@@ -665,6 +666,18 @@ fn timed_out(what: &str, after: Duration) -> StoreError {
     )
 }
 
+/// `work`, given at most `limit` (a query time-out, named as `timeouts` has it).
+async fn within<T>(
+    timeouts: &Timeouts,
+    limit: Duration,
+    work: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(r) => r,
+        Err(_) => Err(timed_out(timeouts.name_of(limit), limit)),
+    }
+}
+
 /// Rewrites rows `tx` holds locked, [`CHUNK`] a statement: on Django's
 /// plain layout by `INSERT … ON DUPLICATE KEY UPDATE` (an error unless every
 /// row counts as updated, none inserted: the caller then rolls back), else
@@ -738,19 +751,15 @@ impl LockedBatch for MysqlLocked {
             plain,
             timeouts,
         } = *self;
-        let limit = timeouts.query;
         let winners: Vec<&Swap> = swaps.iter().filter(|s| s.new != s.expected).collect();
-        let write = async move {
+        within(&timeouts, timeouts.query, async move {
             if let Err(e) = rewrite_locked(&mut tx, &quoted, plain, &winners).await {
                 let _ = tx.rollback().await;
                 return Err(e);
             }
             tx.commit().await.map_err(my_err)
-        };
-        match tokio::time::timeout(limit, write).await {
-            Ok(r) => r,
-            Err(_) => Err(timed_out(timeouts.name_of(limit), limit)),
-        }
+        })
+        .await
     }
 }
 
@@ -784,22 +793,12 @@ impl LockedScan for MysqlStore {
         if read_committed {
             opts.with_isolation_level(IsolationLevel::ReadCommitted);
         }
-        let wait = self.timeouts.connect.saturating_add(self.timeouts.pool);
-        let mut tx = match tokio::time::timeout(wait, self.pool.start_transaction(opts)).await {
-            Ok(r) => r.map_err(my_err)?,
-            Err(_) => return Err(timed_out(
-                "connect_timeout + pool_timeout (no connection: the server does not answer, or every pooled connection is busy)",
-                wait,
-            )),
-        };
-        let limit = self.timeouts.query;
-        let rows =
-            match tokio::time::timeout(limit, tx.exec::<(String, String, Value), _, _>(&sql, args))
-                .await
-            {
-                Ok(r) => r.map_err(my_err)?,
-                Err(_) => return Err(timed_out(self.timeouts.name_of(limit), limit)),
-            };
+        let mut tx = self.pooled(self.pool.start_transaction(opts)).await?;
+        let read = tx.exec::<(String, String, Value), _, _>(&sql, args);
+        let rows = within(&self.timeouts, self.timeouts.query, async {
+            read.await.map_err(my_err)
+        })
+        .await?;
         let rows = rows
             .into_iter()
             .map(record)
